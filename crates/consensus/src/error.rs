@@ -1,0 +1,43 @@
+//! The consensus crate's error type.
+
+use conclave_mvcc::MvccError;
+
+/// Why a consensus operation failed. The server maps these to etcd's gRPC errors in one
+/// place.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsensusError {
+    /// No leader is known right now (election in progress or quorum lost).
+    #[error("etcdserver: no leader")]
+    NoLeader,
+    /// The write was proposed but its outcome is unknown (leader changed or connection
+    /// lost after sending). The client must not assume it failed.
+    #[error("etcdserver: request timed out, possibly due to previous leader failure")]
+    OutcomeUnknown(String),
+    /// The operation did not finish in time.
+    #[error("etcdserver: request timed out")]
+    Timeout,
+    /// The state machine rejected the request (deterministically, on every member).
+    #[error(transparent)]
+    Rejected(#[from] MvccError),
+    /// A peer could not be reached.
+    #[error("peer unreachable: {0}")]
+    Unreachable(String),
+    /// The configuration is not valid; says what to change.
+    #[error("{0}")]
+    Config(String),
+    /// Local storage failed.
+    #[error("storage: {0}")]
+    Storage(String),
+    /// The Raft core stopped; this member must be restarted.
+    #[error("raft stopped: {0}")]
+    Fatal(String),
+}
+
+impl From<std::io::Error> for ConsensusError {
+    fn from(e: std::io::Error) -> Self {
+        ConsensusError::Storage(e.to_string())
+    }
+}
+
+/// Result alias for this crate.
+pub type Result<T> = std::result::Result<T, ConsensusError>;

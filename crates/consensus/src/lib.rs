@@ -1,0 +1,24 @@
+//! Conclave's consensus core: openraft (pinned `=0.10.0-alpha.37`, wrapped entirely in this
+//! crate), a purpose-built durable Raft log, the sled state machine over `mvcc`, snapshots
+//! and the tonic peer transport.
+//!
+//! The server uses [`Node`]: `write` (any member; followers forward to the leader),
+//! `linearizable_barrier` (read index), `status`, `members`, and [`PeerService`] on the
+//! peer port.
+
+pub mod codec;
+pub mod error;
+pub mod identity;
+pub mod log_store;
+pub mod network;
+pub mod node;
+pub mod peer;
+pub mod service;
+pub mod snapshot;
+pub mod state_machine;
+pub mod types;
+
+pub use error::{ConsensusError, Result};
+pub use node::{Bootstrap, Member, Node, NodeConfig, NodeStatus, DEFAULT_GROUP};
+pub use service::PeerService;
+pub use types::{Command, CommandResult, MemberNode};

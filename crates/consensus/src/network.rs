@@ -1,0 +1,294 @@
+//! The Raft transport, client side: openraft's `RaftNetworkV2` over the tonic
+//! `conclave.raft.RaftService` on each member's peer URL.
+//!
+//! Messages are openraft values in the versioned envelope of [`crate::codec`], tagged with
+//! the Raft group they belong to. Outgoing connections bind to this member's peer IP when it
+//! listens on a specific one, so a member's traffic is identifiable by source address.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use conclave_mvcc::GroupId;
+use conclave_proto::raftpb::raft_service_client::RaftServiceClient;
+use conclave_proto::raftpb::{RaftRequest, SnapshotChunk};
+use openraft::alias::SnapshotOf;
+use openraft::errors::{
+    Fatal, NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
+};
+use openraft::AnyError;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::io::AsyncReadExt;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::codec;
+use crate::snapshot::SnapshotFile;
+use crate::types::{MemberNode, TypeConfig, Vote};
+
+/// Size of one streamed snapshot chunk.
+pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
+
+/// Shared pool of peer channels, keyed by URL. tonic channels reconnect by themselves.
+#[derive(Clone, Default)]
+pub struct PeerChannels {
+    local_ip: Option<IpAddr>,
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
+}
+
+impl PeerChannels {
+    /// A pool whose connections originate from `local_ip` (when given).
+    pub fn new(local_ip: Option<IpAddr>) -> PeerChannels {
+        PeerChannels {
+            local_ip,
+            channels: Arc::default(),
+        }
+    }
+
+    /// The channel to `url`, created lazily (no connection is made until it is used).
+    pub fn channel(&self, url: &str) -> Result<Channel, tonic::transport::Error> {
+        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(channel) = channels.get(url) {
+            return Ok(channel.clone());
+        }
+        let channel = Endpoint::from_shared(url.to_string())?
+            .connect_timeout(Duration::from_millis(500))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(5))
+            .keep_alive_timeout(Duration::from_secs(5))
+            .local_address(self.local_ip)
+            .connect_lazy();
+        channels.insert(url.to_string(), channel.clone());
+        Ok(channel)
+    }
+
+    /// A Raft-service client for `node`'s first peer URL.
+    pub fn client(&self, node: &MemberNode) -> Result<RaftServiceClient<Channel>, AnyError> {
+        let url = node
+            .peer_urls
+            .first()
+            .ok_or_else(|| AnyError::error(format!("member {} has no peer URL", node.name)))?;
+        let channel = self
+            .channel(url)
+            .map_err(|e| AnyError::error(format!("peer URL {url}: {e}")))?;
+        Ok(RaftServiceClient::new(channel)
+            .max_decoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX))
+    }
+}
+
+/// Creates one [`PeerClient`] per target member for a Raft group.
+#[derive(Clone)]
+pub struct PeerNetwork {
+    group: GroupId,
+    channels: PeerChannels,
+}
+
+impl PeerNetwork {
+    /// The network of `group`, over `channels`.
+    pub fn new(group: GroupId, channels: PeerChannels) -> PeerNetwork {
+        PeerNetwork { group, channels }
+    }
+}
+
+/// The connection from this member to one target member.
+pub struct PeerClient {
+    group: GroupId,
+    target: u64,
+    node: MemberNode,
+    channels: PeerChannels,
+}
+
+impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: u64, node: &MemberNode) -> PeerClient {
+        PeerClient {
+            group: self.group,
+            target,
+            node: node.clone(),
+            channels: self.channels.clone(),
+        }
+    }
+}
+
+fn unreachable(e: impl std::fmt::Display) -> Unreachable<TypeConfig> {
+    Unreachable::new(&AnyError::error(e.to_string()))
+}
+
+fn network(e: impl std::fmt::Display) -> NetworkError<TypeConfig> {
+    NetworkError::new(&AnyError::error(e.to_string()))
+}
+
+/// Connection-level failures mean "back off and retry", anything else is a network error.
+fn status_error<E: std::error::Error>(status: tonic::Status) -> RPCError<TypeConfig, E> {
+    match status.code() {
+        tonic::Code::Unavailable | tonic::Code::Cancelled | tonic::Code::DeadlineExceeded => {
+            RPCError::Unreachable(unreachable(status.message()))
+        }
+        _ => RPCError::Network(network(status.message())),
+    }
+}
+
+impl PeerClient {
+    async fn call<Req, Resp, E>(
+        &mut self,
+        method: Method,
+        request: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, RPCError<TypeConfig>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: DeserializeOwned + std::fmt::Display,
+    {
+        let mut client = self
+            .channels
+            .client(&self.node)
+            .map_err(|e| RPCError::Unreachable(unreachable(e)))?;
+        let payload = codec::encode(request).map_err(|e| RPCError::Network(network(e)))?;
+        let mut req = tonic::Request::new(RaftRequest {
+            group_id: self.group.0,
+            payload,
+        });
+        req.set_timeout(option.hard_ttl());
+        let reply = match method {
+            Method::Vote => client.vote(req).await,
+            Method::Append => client.append_entries(req).await,
+            Method::TransferLeader => client.transfer_leader(req).await,
+        }
+        .map_err(status_error)?;
+        let result: Result<Resp, E> =
+            codec::decode(&reply.into_inner().payload).map_err(|e| RPCError::Network(network(e)))?;
+        // The only error a peer's Raft returns here is that its core stopped: treat the
+        // peer as unreachable so replication backs off until it is restarted.
+        result.map_err(|e| {
+            RPCError::Unreachable(unreachable(format!(
+                "member {:x} ({}): {e}",
+                self.target, self.node.name
+            )))
+        })
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Method {
+    Vote,
+    Append,
+    TransferLeader,
+}
+
+impl RaftNetworkV2<TypeConfig> for PeerClient {
+    type SnapshotData = SnapshotFile;
+
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.call::<_, _, RaftError<TypeConfig>>(Method::Append, &rpc, &option)
+            .await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.call::<_, _, RaftError<TypeConfig>>(Method::Vote, &rpc, &option)
+            .await
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        req: TransferLeaderRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.call::<_, _, Fatal<TypeConfig>>(Method::TransferLeader, &req, &option)
+            .await
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: SnapshotOf<TypeConfig, SnapshotFile>,
+        cancel: impl Future<Output = ReplicationClosed> + openraft::OptionalSend + 'static,
+        _option: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let mut client = self
+            .channels
+            .client(&self.node)
+            .map_err(|e| StreamingError::Unreachable(unreachable(e)))?;
+        let meta =
+            codec::encode(&(vote, snapshot.meta.clone())).map_err(|e| StreamingError::Network(network(e)))?;
+        let mut file = tokio::fs::File::open(&snapshot.snapshot.path)
+            .await
+            .map_err(|e| StreamingError::Network(network(format!("open snapshot: {e}"))))?;
+        let group_id = self.group.0;
+
+        // Chunks are read from the file as the stream is polled, so at most a few chunks
+        // are in memory whatever the snapshot's size.
+        let (tx, rx) = tokio::sync::mpsc::channel::<SnapshotChunk>(2);
+        let reader = tokio::spawn(async move {
+            if tx
+                .send(SnapshotChunk {
+                    group_id,
+                    meta,
+                    data: Vec::new(),
+                    done: false,
+                })
+                .await
+                .is_err()
+            {
+                return Ok(());
+            }
+            loop {
+                let mut buf = vec![0u8; SNAPSHOT_CHUNK_BYTES];
+                let n = file.read(&mut buf).await?;
+                buf.truncate(n);
+                let done = n == 0;
+                if tx
+                    .send(SnapshotChunk {
+                        group_id,
+                        meta: Vec::new(),
+                        data: buf,
+                        done,
+                    })
+                    .await
+                    .is_err()
+                    || done
+                {
+                    return Ok::<(), std::io::Error>(());
+                }
+            }
+        });
+        let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+        let send = client.install_snapshot(stream);
+        let reply = tokio::select! {
+            reply = send => reply,
+            closed = cancel => {
+                reader.abort();
+                return Err(StreamingError::Closed(closed));
+            }
+        };
+        match reader.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(StreamingError::Network(network(format!("read snapshot: {e}")))),
+            Err(e) => return Err(StreamingError::Network(network(e))),
+        }
+        let reply = reply.map_err(|status| match status.code() {
+            tonic::Code::Unavailable => StreamingError::Unreachable(unreachable(status.message())),
+            _ => StreamingError::Network(network(status.message())),
+        })?;
+        let result: Result<SnapshotResponse<TypeConfig>, Fatal<TypeConfig>> =
+            codec::decode(&reply.into_inner().payload).map_err(|e| StreamingError::Network(network(e)))?;
+        result.map_err(|e| StreamingError::Network(network(e)))
+    }
+}

@@ -1,0 +1,783 @@
+//! The consensus node: one member's Raft group, its storage and its peer transport, behind
+//! a small API the server calls (write, linearizable read barrier, status, membership).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use conclave_mvcc::{CommitOutcome, GroupId, Store};
+use openraft::async_runtime::WatchReceiver;
+use openraft::errors::{ClientWriteError, ForwardToLeader, LinearizableReadError, RaftError};
+use openraft::{ChangeMembers, Config, ReadPolicy, ServerState, SnapshotPolicy};
+use tokio::sync::broadcast;
+
+use crate::error::{ConsensusError, Result};
+use crate::identity::{stable_id, Identity};
+use crate::log_store::{LogStore, DEFAULT_SEGMENT_BYTES};
+use crate::network::{PeerChannels, PeerNetwork};
+use crate::peer::{PeerReply, PeerRequest};
+use crate::snapshot::SnapshotDir;
+use crate::state_machine::StateMachine;
+use crate::types::{Command, CommandResult, MemberNode, Raft, TypeConfig};
+
+/// The only Raft group today; every message and storage name already carries it.
+pub const DEFAULT_GROUP: GroupId = GroupId(1);
+
+/// A learner is promoted once its replicated log is at most this many entries behind.
+const PROMOTE_MAX_LAG: u64 = 64;
+
+/// How a member starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bootstrap {
+    /// A member of a new cluster listed in `--initial-cluster`.
+    New,
+    /// A member already added to a running cluster (`--initial-cluster-state existing`).
+    Existing,
+    /// Join a running cluster through any of these member URLs (`--join`).
+    Join(Vec<String>),
+}
+
+/// Everything the consensus node needs to start.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// This member's name.
+    pub name: String,
+    /// Where the Raft log, state machine and snapshots live.
+    pub data_dir: PathBuf,
+    /// Advertised peer URLs of this member.
+    pub peer_urls: Vec<String>,
+    /// Advertised client URLs of this member.
+    pub client_urls: Vec<String>,
+    /// `name -> peer URL` of the initial members (static bootstrap).
+    pub initial_cluster: Vec<(String, String)>,
+    /// The cluster token.
+    pub cluster_token: String,
+    /// New, existing or joining.
+    pub bootstrap: Bootstrap,
+    /// Source IP of outgoing peer connections (the IP the peer listener is bound to).
+    pub peer_source_ip: Option<IpAddr>,
+    /// Raft heartbeat interval.
+    pub heartbeat: Duration,
+    /// Raft election timeout (randomised between this and twice this).
+    pub election_timeout: Duration,
+    /// Applied entries between snapshots.
+    pub snapshot_count: u64,
+    /// Entries kept in the log behind a snapshot, for slow followers.
+    pub snapshot_catchup_entries: u64,
+    /// How long a client request may wait for a leader, a commit or a read index.
+    pub request_timeout: Duration,
+    /// sled page cache budget.
+    pub cache_bytes: u64,
+}
+
+struct Inner {
+    raft: Raft,
+    store: Arc<Store>,
+    snapshots: Arc<SnapshotDir>,
+    identity: Identity,
+    channels: PeerChannels,
+    commits: broadcast::Sender<Arc<CommitOutcome>>,
+    config: NodeConfig,
+}
+
+/// A running consensus node (cheap to clone).
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<Inner>,
+}
+
+/// A point-in-time view of this member's Raft state.
+#[derive(Debug, Clone)]
+pub struct NodeStatus {
+    /// This member's id.
+    pub member_id: u64,
+    /// The leader's member id, if one is known.
+    pub leader: Option<u64>,
+    /// The current Raft term.
+    pub term: u64,
+    /// Index of the last entry in the local log.
+    pub last_log_index: u64,
+    /// Index of the last applied entry.
+    pub applied_index: u64,
+    /// Index of the last committed entry.
+    pub committed_index: u64,
+    /// Whether this member is a learner (non-voting).
+    pub is_learner: bool,
+    /// Whether this member is the leader.
+    pub is_leader: bool,
+}
+
+/// One member in the current membership.
+#[derive(Debug, Clone)]
+pub struct Member {
+    /// Member id.
+    pub id: u64,
+    /// Name and URLs.
+    pub node: MemberNode,
+    /// Whether it is a learner.
+    pub is_learner: bool,
+}
+
+fn fatal<E: std::fmt::Display>(e: E) -> ConsensusError {
+    ConsensusError::Fatal(e.to_string())
+}
+
+fn leader_hint(f: &ForwardToLeader<TypeConfig>) -> Option<(u64, MemberNode)> {
+    match (&f.leader_id, &f.leader_node) {
+        (Some(id), Some(node)) => Some((*id, node.clone())),
+        _ => None,
+    }
+}
+
+/// Whether a failed peer call certainly never reached the peer (safe to retry a write).
+fn never_sent(status: &tonic::Status) -> bool {
+    status.code() == tonic::Code::Unavailable && status.message().contains("connect")
+}
+
+impl Node {
+    /// Opens storage, establishes this member's identity and starts Raft.
+    pub async fn start(config: NodeConfig) -> Result<Node> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let channels = PeerChannels::new(config.peer_source_ip);
+        let me = MemberNode {
+            name: config.name.clone(),
+            peer_urls: config.peer_urls.clone(),
+            client_urls: config.client_urls.clone(),
+        };
+
+        let existing = Identity::load(&config.data_dir)?;
+        let fresh = existing.is_none();
+        let identity = match existing {
+            Some(identity) => {
+                identity.check(&config.data_dir, &config.name, &config.cluster_token)?;
+                identity
+            }
+            None => {
+                let identity = match &config.bootstrap {
+                    Bootstrap::Join(urls) => join_cluster(&channels, urls, &me).await?,
+                    Bootstrap::New | Bootstrap::Existing => static_identity(&config)?,
+                };
+                identity.save(&config.data_dir)?;
+                identity
+            }
+        };
+        tracing::info!(
+            name = %identity.name,
+            member_id = format!("{:x}", identity.member_id),
+            cluster_id = format!("{:x}", identity.cluster_id),
+            fresh,
+            "member identity"
+        );
+
+        let db = sled::Config::new()
+            .path(config.data_dir.join("state"))
+            .cache_capacity(config.cache_bytes)
+            .flush_every_ms(Some(1000))
+            .open()
+            .map_err(|e| {
+                ConsensusError::Storage(format!(
+                    "cannot open the state machine in {}: {e}",
+                    config.data_dir.join("state").display()
+                ))
+            })?;
+        let group = DEFAULT_GROUP;
+        let log = LogStore::open(
+            &config.data_dir.join("raft").join(format!("g{}", group.0)),
+            DEFAULT_SEGMENT_BYTES,
+        )?;
+        let state_machine = StateMachine::open(
+            &db,
+            group,
+            &config.data_dir.join("snapshots").join(format!("g{}", group.0)),
+        )?;
+        let store = state_machine.store();
+        let snapshots = state_machine.snapshot_dir();
+        let commits = state_machine.commit_sender();
+
+        let heartbeat = config.heartbeat.as_millis() as u64;
+        let election = (config.election_timeout.as_millis() as u64).max(heartbeat * 3);
+        let raft_config = Config {
+            cluster_name: format!("conclave-{:x}", identity.cluster_id),
+            heartbeat_interval: heartbeat,
+            election_timeout_min: election,
+            election_timeout_max: election * 2,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_count.max(1)),
+            max_in_snapshot_log_to_keep: config.snapshot_catchup_entries,
+            install_snapshot_timeout: 30_000,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| ConsensusError::Config(format!("raft timing: {e}")))?;
+
+        let raft = Raft::new(
+            identity.member_id,
+            Arc::new(raft_config),
+            PeerNetwork::new(group, channels.clone()),
+            log,
+            state_machine,
+        )
+        .await
+        .map_err(fatal)?;
+
+        let node = Node {
+            inner: Arc::new(Inner {
+                raft,
+                store,
+                snapshots,
+                identity,
+                channels,
+                commits,
+                config,
+            }),
+        };
+
+        if node.inner.config.bootstrap == Bootstrap::New
+            && !node.inner.raft.is_initialized().await.map_err(fatal)?
+        {
+            node.initialize().await?;
+        }
+        if matches!(node.inner.config.bootstrap, Bootstrap::Join(_)) {
+            let promoter = node.clone();
+            tokio::spawn(async move { promoter.promote_self().await });
+        }
+        Ok(node)
+    }
+
+    async fn initialize(&self) -> Result<()> {
+        let members: BTreeMap<u64, MemberNode> = self
+            .inner
+            .config
+            .initial_cluster
+            .iter()
+            .map(|(name, url)| {
+                let id = static_member_id(&self.inner.config.cluster_token, name, url);
+                let node = MemberNode {
+                    name: name.clone(),
+                    peer_urls: vec![url.clone()],
+                    client_urls: Vec::new(),
+                };
+                (id, node)
+            })
+            .collect();
+        // Every initial member initializes with the same membership; openraft allows this
+        // (the vote elects one leader) and it needs no coordinator.
+        match self.inner.raft.initialize(members).await {
+            Ok(()) => Ok(()),
+            Err(RaftError::APIError(e)) => {
+                tracing::info!(reason = %e, "cluster already initialized");
+                Ok(())
+            }
+            Err(RaftError::Fatal(e)) => Err(fatal(e)),
+        }
+    }
+
+    /// After joining as a learner, asks the leader to promote this member until it is a voter.
+    async fn promote_self(&self) {
+        let id = self.member_id();
+        let mut wait = Duration::from_millis(200);
+        loop {
+            if self.inner.raft.voter_ids().any(|v| v == id) {
+                tracing::info!("promoted to voter");
+                return;
+            }
+            match self.ask_leader(PeerRequest::Promote(id)).await {
+                Ok(PeerReply::Promoted(true)) => {
+                    tracing::info!("leader promoted this member to voter");
+                    return;
+                }
+                Ok(other) => tracing::debug!(reply = ?other, "not promoted yet"),
+                Err(e) => tracing::debug!(error = %e, "promotion request failed"),
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    /// This member's id.
+    pub fn member_id(&self) -> u64 {
+        self.inner.identity.member_id
+    }
+
+    /// The cluster's id.
+    pub fn cluster_id(&self) -> u64 {
+        self.inner.identity.cluster_id
+    }
+
+    /// This member's name.
+    pub fn name(&self) -> &str {
+        &self.inner.identity.name
+    }
+
+    /// The MVCC store (reads).
+    pub fn store(&self) -> &Arc<Store> {
+        &self.inner.store
+    }
+
+    /// Every commit that changed the store, in apply order.
+    pub fn subscribe_commits(&self) -> broadcast::Receiver<Arc<CommitOutcome>> {
+        self.inner.commits.subscribe()
+    }
+
+    /// The current Raft term.
+    pub fn term(&self) -> u64 {
+        self.inner.raft.metrics().borrow_watched().current_term
+    }
+
+    /// A snapshot of this member's Raft state.
+    pub fn status(&self) -> NodeStatus {
+        let metrics = self.inner.raft.metrics().borrow_watched().clone();
+        let id = self.member_id();
+        let is_learner = metrics
+            .membership_config
+            .membership()
+            .learner_ids()
+            .any(|l| l == id);
+        NodeStatus {
+            member_id: id,
+            leader: metrics.current_leader,
+            term: metrics.current_term,
+            last_log_index: metrics.last_log_index.unwrap_or(0),
+            applied_index: metrics.last_applied.as_ref().map_or(0, |l| l.index),
+            committed_index: metrics.local_committed.as_ref().map_or(0, |l| l.index),
+            is_learner,
+            is_leader: metrics.state == ServerState::Leader,
+        }
+    }
+
+    /// The current membership.
+    pub fn members(&self) -> Vec<Member> {
+        let metrics = self.inner.raft.metrics().borrow_watched().clone();
+        let membership = metrics.membership_config.membership();
+        let learners: BTreeSet<u64> = membership.learner_ids().collect();
+        membership
+            .nodes()
+            .map(|(id, node)| Member {
+                id: *id,
+                node: node.clone(),
+                is_learner: learners.contains(id),
+            })
+            .collect()
+    }
+
+    /// Proposes `command` and returns its result once applied. Any member accepts writes:
+    /// a follower forwards to the leader. A write is retried only when it certainly was not
+    /// proposed; otherwise the error says the outcome is unknown.
+    pub async fn write(&self, command: Command) -> Result<CommandResult> {
+        let deadline = Instant::now() + self.inner.config.request_timeout;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let attempt =
+                tokio::time::timeout(remaining, self.inner.raft.client_write(command.clone())).await;
+            let hint = match attempt {
+                Err(_) => return Err(ConsensusError::OutcomeUnknown("commit timed out".into())),
+                Ok(Ok(response)) => return Ok(response.data),
+                Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => leader_hint(&f),
+                Ok(Err(RaftError::APIError(e))) => return Err(ConsensusError::OutcomeUnknown(e.to_string())),
+                Ok(Err(RaftError::Fatal(e))) => return Err(fatal(e)),
+            };
+            if let Some((leader, node)) = hint.filter(|(id, _)| *id != self.member_id()) {
+                match self
+                    .call_peer(&node, PeerRequest::Write(command.clone()), remaining)
+                    .await
+                {
+                    Ok(PeerReply::Written(result)) => return Ok(result),
+                    Ok(PeerReply::NotLeader(_)) => {}
+                    Ok(PeerReply::Failed(why)) => return Err(ConsensusError::OutcomeUnknown(why)),
+                    Ok(other) => {
+                        return Err(ConsensusError::OutcomeUnknown(format!(
+                            "unexpected reply {other:?}"
+                        )))
+                    }
+                    Err(status) if never_sent(&status) => {
+                        tracing::debug!(leader = format!("{leader:x}"), error = %status.message(), "leader unreachable");
+                    }
+                    Err(status) => {
+                        return Err(ConsensusError::OutcomeUnknown(format!(
+                            "forwarding to leader {leader:x} failed: {}",
+                            status.message()
+                        )))
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(ConsensusError::NoLeader);
+            }
+            self.wait_for_leader_change(deadline).await;
+        }
+    }
+
+    /// Waits (at most until `deadline`, and at most one election timeout) for the leader to
+    /// change or become known.
+    async fn wait_for_leader_change(&self, deadline: Instant) {
+        let before = self.inner.raft.metrics().borrow_watched().current_leader;
+        let step = self
+            .inner
+            .config
+            .election_timeout
+            .min(deadline.saturating_duration_since(Instant::now()));
+        let _ = self
+            .inner
+            .raft
+            .wait(Some(step.max(Duration::from_millis(10))))
+            .metrics(
+                |m| m.current_leader.is_some() && m.current_leader != before,
+                "leader change",
+            )
+            .await;
+        // Pace retries a little even when the hint did not change (e.g. a leader that is
+        // known but unreachable).
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    /// Returns once this member's state machine reflects every write acknowledged before
+    /// the call (etcd's linearizable read): the leader confirms it still leads with a quorum
+    /// (read index) and the local state machine applies up to that index.
+    pub async fn linearizable_barrier(&self) -> Result<()> {
+        let deadline = Instant::now() + self.inner.config.request_timeout;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let attempt = tokio::time::timeout(
+                remaining,
+                self.inner.raft.get_read_linearizer(ReadPolicy::ReadIndex),
+            )
+            .await;
+            let hint = match attempt {
+                Err(_) => return Err(ConsensusError::Timeout),
+                Ok(Ok(linearizer)) => {
+                    return match linearizer
+                        .try_await_ready(&self.inner.raft, Some(remaining))
+                        .await
+                    {
+                        Ok(Ok(_)) => Ok(()),
+                        Ok(Err(_)) => Err(ConsensusError::Timeout),
+                        Err(e) => Err(fatal(e)),
+                    };
+                }
+                Ok(Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f)))) => leader_hint(&f),
+                Ok(Err(RaftError::APIError(LinearizableReadError::QuorumNotEnough(_)))) => None,
+                Ok(Err(RaftError::Fatal(e))) => return Err(fatal(e)),
+            };
+            if let Some((_, node)) = hint.filter(|(id, _)| *id != self.member_id()) {
+                if let Ok(PeerReply::ReadIndex(index)) =
+                    self.call_peer(&node, PeerRequest::ReadIndex, remaining).await
+                {
+                    return self
+                        .inner
+                        .raft
+                        .wait(Some(deadline.saturating_duration_since(Instant::now())))
+                        .applied_index_at_least(Some(index), "read index")
+                        .await
+                        .map(|_| ())
+                        .map_err(|_| ConsensusError::Timeout);
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(ConsensusError::Timeout);
+            }
+            self.wait_for_leader_change(deadline).await;
+        }
+    }
+
+    async fn call_peer(
+        &self,
+        node: &MemberNode,
+        request: PeerRequest,
+        timeout: Duration,
+    ) -> std::result::Result<PeerReply, tonic::Status> {
+        call_peer(&self.inner.channels, node, request, timeout).await
+    }
+
+    /// Sends `request` to the current leader (whoever this member believes it is).
+    async fn ask_leader(&self, request: PeerRequest) -> Result<PeerReply> {
+        let metrics = self.inner.raft.metrics().borrow_watched().clone();
+        let leader = metrics.current_leader.ok_or(ConsensusError::NoLeader)?;
+        if leader == self.member_id() {
+            return Ok(self.handle_peer(request).await);
+        }
+        let node = metrics
+            .membership_config
+            .membership()
+            .get_node(&leader)
+            .cloned()
+            .ok_or(ConsensusError::NoLeader)?;
+        self.call_peer(&node, request, self.inner.config.request_timeout)
+            .await
+            .map_err(|s| ConsensusError::Unreachable(s.message().to_string()))
+    }
+
+    fn not_leader(&self) -> PeerReply {
+        let metrics = self.inner.raft.metrics().borrow_watched().clone();
+        let hint = metrics.current_leader.and_then(|id| {
+            metrics
+                .membership_config
+                .membership()
+                .get_node(&id)
+                .map(|node| (id, node.clone()))
+        });
+        PeerReply::NotLeader(hint)
+    }
+
+    /// Serves a request from another member.
+    pub async fn handle_peer(&self, request: PeerRequest) -> PeerReply {
+        let raft = &self.inner.raft;
+        let timeout = self.inner.config.request_timeout;
+        match request {
+            PeerRequest::Write(command) => {
+                match tokio::time::timeout(timeout, raft.client_write(command)).await {
+                    Err(_) => PeerReply::Failed("commit timed out on the leader".into()),
+                    Ok(Ok(response)) => PeerReply::Written(response.data),
+                    Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+                        PeerReply::NotLeader(leader_hint(&f))
+                    }
+                    Ok(Err(e)) => PeerReply::Failed(e.to_string()),
+                }
+            }
+            PeerRequest::ReadIndex => {
+                match tokio::time::timeout(timeout, raft.get_read_linearizer(ReadPolicy::ReadIndex)).await {
+                    Err(_) => PeerReply::Failed("read index timed out on the leader".into()),
+                    Ok(Ok(linearizer)) => PeerReply::ReadIndex(linearizer.read_log_id().index()),
+                    Ok(Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f)))) => {
+                        PeerReply::NotLeader(leader_hint(&f))
+                    }
+                    Ok(Err(e)) => PeerReply::Failed(e.to_string()),
+                }
+            }
+            PeerRequest::Join(node) => self.add_joining_member(node).await,
+            PeerRequest::Promote(id) => self.promote(id).await,
+        }
+    }
+
+    async fn add_joining_member(&self, node: MemberNode) -> PeerReply {
+        if !self.inner.raft.is_leader() {
+            return self.not_leader();
+        }
+        let members = self.members();
+        if members.iter().any(|m| m.node.name == node.name) {
+            return PeerReply::Failed(format!(
+                "a member named {} already exists; remove it first or start the new member with another --name",
+                node.name
+            ));
+        }
+        let last_index = self.status().last_log_index;
+        let mut salt = last_index;
+        let mut id = stable_id(&[
+            &self.cluster_id().to_le_bytes(),
+            node.name.as_bytes(),
+            &salt.to_le_bytes(),
+        ]);
+        while members.iter().any(|m| m.id == id) {
+            salt += 1;
+            id = stable_id(&[
+                &self.cluster_id().to_le_bytes(),
+                node.name.as_bytes(),
+                &salt.to_le_bytes(),
+            ]);
+        }
+        tracing::info!(name = %node.name, member_id = format!("{id:x}"), "adding joining member as learner");
+        match self.inner.raft.add_learner(id, node, false).await {
+            Ok(_) => PeerReply::Joined {
+                member_id: id,
+                cluster_id: self.cluster_id(),
+                cluster_token: self.inner.identity.cluster_token.clone(),
+            },
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                PeerReply::NotLeader(leader_hint(&f))
+            }
+            Err(e) => PeerReply::Failed(e.to_string()),
+        }
+    }
+
+    async fn promote(&self, id: u64) -> PeerReply {
+        if !self.inner.raft.is_leader() {
+            return self.not_leader();
+        }
+        if self.inner.raft.voter_ids().any(|v| v == id) {
+            return PeerReply::Promoted(true);
+        }
+        let metrics = self.inner.raft.metrics().borrow_watched().clone();
+        let last = metrics.last_log_index.unwrap_or(0);
+        let matched = metrics
+            .replication
+            .as_ref()
+            .and_then(|r| r.get(&id).cloned().flatten())
+            .map_or(0, |l| l.index);
+        if last.saturating_sub(matched) > PROMOTE_MAX_LAG {
+            return PeerReply::Promoted(false);
+        }
+        tracing::info!(
+            member_id = format!("{id:x}"),
+            matched,
+            last,
+            "promoting caught-up learner to voter"
+        );
+        match self
+            .inner
+            .raft
+            .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+            .await
+        {
+            Ok(_) => PeerReply::Promoted(true),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                PeerReply::NotLeader(leader_hint(&f))
+            }
+            Err(e) => PeerReply::Failed(e.to_string()),
+        }
+    }
+
+    /// The Raft handle (for the peer service).
+    pub(crate) fn raft(&self) -> &Raft {
+        &self.inner.raft
+    }
+
+    /// Where received snapshots are written.
+    pub(crate) fn snapshots(&self) -> &Arc<SnapshotDir> {
+        &self.inner.snapshots
+    }
+
+    /// Stops Raft. A leader first hands leadership to the most up-to-date voter, so the
+    /// cluster does not wait an election timeout for a new one.
+    pub async fn shutdown(&self) {
+        let raft = &self.inner.raft;
+        if raft.is_leader() {
+            let metrics = raft.metrics().borrow_watched().clone();
+            let me = self.member_id();
+            let target = metrics.replication.as_ref().and_then(|r| {
+                r.iter()
+                    .filter(|(id, _)| **id != me && raft.voter_ids().any(|v| v == **id))
+                    .max_by_key(|(_, matched)| matched.as_ref().map(|l| l.index))
+                    .map(|(id, _)| *id)
+            });
+            if let Some(target) = target {
+                tracing::info!(
+                    to = format!("{target:x}"),
+                    "handing leadership over before shutdown"
+                );
+                if raft.trigger().transfer_leader(target).await.is_ok() {
+                    let _ = raft
+                        .wait(Some(self.inner.config.election_timeout * 2))
+                        .metrics(
+                            |m| m.current_leader.is_some_and(|l| l != me),
+                            "leadership handed over",
+                        )
+                        .await;
+                }
+            }
+        }
+        if let Err(e) = raft.shutdown().await {
+            tracing::warn!(error = %e, "raft shutdown");
+        }
+        if let Err(e) = self.inner.store.flush() {
+            tracing::warn!(error = %e, "flushing the state machine at shutdown");
+        }
+    }
+}
+
+/// The member id a statically bootstrapped member gets (the same on every member).
+pub fn static_member_id(token: &str, name: &str, peer_url: &str) -> u64 {
+    stable_id(&[token.as_bytes(), name.as_bytes(), peer_url.as_bytes()])
+}
+
+fn static_identity(config: &NodeConfig) -> Result<Identity> {
+    let Some((_, url)) = config
+        .initial_cluster
+        .iter()
+        .find(|(name, _)| *name == config.name)
+    else {
+        return Err(ConsensusError::Config(format!(
+            "--initial-cluster does not list this member ({}): add {}={} to it",
+            config.name,
+            config.name,
+            config.peer_urls.first().map_or("<peer URL>", String::as_str)
+        )));
+    };
+    let mut ids: Vec<u64> = config
+        .initial_cluster
+        .iter()
+        .map(|(name, url)| static_member_id(&config.cluster_token, name, url))
+        .collect();
+    ids.sort_unstable();
+    let id_bytes: Vec<u8> = ids.iter().flat_map(|id| id.to_be_bytes()).collect();
+    Ok(Identity {
+        name: config.name.clone(),
+        member_id: static_member_id(&config.cluster_token, &config.name, url),
+        cluster_id: stable_id(&[config.cluster_token.as_bytes(), &id_bytes]),
+        cluster_token: config.cluster_token.clone(),
+    })
+}
+
+async fn join_cluster(channels: &PeerChannels, urls: &[String], me: &MemberNode) -> Result<Identity> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut targets: Vec<MemberNode> = urls
+        .iter()
+        .map(|url| MemberNode {
+            name: String::new(),
+            peer_urls: vec![url.clone()],
+            client_urls: Vec::new(),
+        })
+        .collect();
+    let mut last_error = String::from("no --join URL given");
+    while Instant::now() < deadline {
+        for target in targets.clone() {
+            match call_peer(
+                channels,
+                &target,
+                PeerRequest::Join(me.clone()),
+                Duration::from_secs(10),
+            )
+            .await
+            {
+                Ok(PeerReply::Joined {
+                    member_id,
+                    cluster_id,
+                    cluster_token,
+                }) => {
+                    tracing::info!(
+                        member_id = format!("{member_id:x}"),
+                        "joined the cluster as a learner"
+                    );
+                    return Ok(Identity {
+                        name: me.name.clone(),
+                        member_id,
+                        cluster_id,
+                        cluster_token,
+                    });
+                }
+                Ok(PeerReply::NotLeader(Some((_, leader)))) => {
+                    targets.insert(0, leader);
+                    break;
+                }
+                Ok(PeerReply::Failed(why)) => {
+                    return Err(ConsensusError::Config(format!("joining failed: {why}")))
+                }
+                Ok(other) => last_error = format!("{other:?}"),
+                Err(status) => last_error = status.message().to_string(),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    Err(ConsensusError::Unreachable(format!(
+        "could not join through {}: {last_error}",
+        urls.join(",")
+    )))
+}
+
+async fn call_peer(
+    channels: &PeerChannels,
+    node: &MemberNode,
+    request: PeerRequest,
+    timeout: Duration,
+) -> std::result::Result<PeerReply, tonic::Status> {
+    let mut client = channels
+        .client(node)
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let payload = crate::codec::encode(&request).map_err(|e| tonic::Status::internal(e.to_string()))?;
+    let mut req = tonic::Request::new(conclave_proto::raftpb::RaftRequest {
+        group_id: DEFAULT_GROUP.0,
+        payload,
+    });
+    req.set_timeout(timeout);
+    let reply = client.forward(req).await?;
+    crate::codec::decode(&reply.into_inner().payload).map_err(|e| tonic::Status::internal(e.to_string()))
+}

@@ -1,0 +1,239 @@
+//! openraft's state machine over the `mvcc` store (sled).
+//!
+//! Each log entry is applied as one atomic sled batch that holds the entry's data changes,
+//! the applied log id and (for membership entries) the membership, so a crash recovers to
+//! some earlier applied point and openraft re-applies the rest from the durable log.
+//! The state machine is not flushed per entry: the log is the durability point.
+
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+use conclave_mvcc::{CommitOutcome, GroupId, MvccError, Store};
+use futures::{Stream, TryStreamExt};
+use openraft::alias::SnapshotOf;
+use openraft::entry::RaftEntry;
+use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
+use openraft::{EntryPayload, OptionalSend};
+use tokio::sync::broadcast;
+
+use crate::codec;
+use crate::snapshot::{self, SnapshotDir, SnapshotFile};
+use crate::types::{Command, CommandResult, LogId, SnapshotMeta, StoredMembership, TypeConfig};
+
+const LAST_APPLIED: &str = "raft.last_applied";
+const MEMBERSHIP: &str = "raft.membership";
+
+fn storage_error(e: MvccError) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+/// The applied state of one Raft group.
+pub struct StateMachine {
+    store: Arc<Store>,
+    snapshots: Arc<SnapshotDir>,
+    commits: broadcast::Sender<Arc<CommitOutcome>>,
+}
+
+/// Builds a snapshot file from a dump taken between two applies.
+pub struct SnapshotBuilder {
+    snapshot: Option<(SnapshotMeta, SnapshotFile)>,
+}
+
+impl StateMachine {
+    /// Opens the state machine of `group` in `db`, with its snapshots under `snapshot_dir`.
+    pub fn open(db: &sled::Db, group: GroupId, snapshot_dir: &Path) -> io::Result<StateMachine> {
+        let store = Store::open(db, group).map_err(storage_error)?;
+        let snapshots = SnapshotDir::open(snapshot_dir)?;
+        let (commits, _) = broadcast::channel(1024);
+        Ok(StateMachine {
+            store: Arc::new(store),
+            snapshots: Arc::new(snapshots),
+            commits,
+        })
+    }
+
+    /// The MVCC store this state machine applies to; reads go here directly.
+    pub fn store(&self) -> Arc<Store> {
+        self.store.clone()
+    }
+
+    /// The sender of every commit that changed the store, in apply order (the watch hub
+    /// subscribes to it).
+    pub fn commit_sender(&self) -> broadcast::Sender<Arc<CommitOutcome>> {
+        self.commits.clone()
+    }
+
+    /// The directory of this group's snapshots.
+    pub fn snapshot_dir(&self) -> Arc<SnapshotDir> {
+        self.snapshots.clone()
+    }
+
+    fn read_meta(&self) -> io::Result<(Option<LogId>, StoredMembership)> {
+        let applied = match self.store.app_meta(LAST_APPLIED).map_err(storage_error)? {
+            Some(bytes) => Some(codec::decode::<LogId>(&bytes)?),
+            None => None,
+        };
+        let membership = match self.store.app_meta(MEMBERSHIP).map_err(storage_error)? {
+            Some(bytes) => codec::decode::<StoredMembership>(&bytes)?,
+            None => StoredMembership::default(),
+        };
+        Ok((applied, membership))
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotData = SnapshotFile;
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
+        self.read_meta()
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
+    where
+        Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
+    {
+        while let Some((entry, responder)) = entries.try_next().await? {
+            let log_id = entry.log_id();
+            let mut txn = self.store.write_txn();
+            let mut outcome = None;
+            match &entry.payload {
+                EntryPayload::Blank => {}
+                EntryPayload::Normal(Command::Write(request)) => {
+                    outcome = Some(txn.execute(request));
+                }
+                EntryPayload::Membership(membership) => {
+                    let stored = StoredMembership::new(Some(log_id.clone()), membership.clone());
+                    txn.set_app_meta(MEMBERSHIP, codec::encode(&stored)?);
+                }
+            }
+            txn.set_app_meta(LAST_APPLIED, codec::encode(&log_id)?);
+            let committed = txn.commit().map_err(storage_error)?;
+            let revision = committed.revision;
+            if !committed.events.is_empty() {
+                // Nobody listening is fine: watchers subscribe when they exist.
+                let _ = self.commits.send(Arc::new(committed));
+            }
+            if let Some(responder) = responder {
+                let outcome = outcome.unwrap_or(Ok(conclave_mvcc::WriteResponse::Compact));
+                responder.send(CommandResult { revision, outcome });
+            }
+        }
+        Ok(())
+    }
+
+    async fn try_create_snapshot_builder(&mut self, _force: bool) -> Option<SnapshotBuilder> {
+        // The dump is taken here, on the state machine task, so no apply runs during it and
+        // it is a consistent point-in-time view; build_snapshot then only hands it over.
+        let store = self.store.clone();
+        let snapshots = self.snapshots.clone();
+        let meta = match self.read_meta() {
+            Ok((last_log_id, last_membership)) => SnapshotMeta {
+                last_log_id,
+                last_membership,
+            },
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read state machine meta for a snapshot");
+                return Some(SnapshotBuilder { snapshot: None });
+            }
+        };
+        let dumped = tokio::task::spawn_blocking(move || {
+            snapshots
+                .write(&meta, |sink| {
+                    store
+                        .export_to(|k, v| sink(k, v).map_err(|e| MvccError::Storage(e.to_string())))
+                        .map_err(storage_error)
+                })
+                .map(|(file, records)| (meta, file, records))
+        })
+        .await;
+        match dumped {
+            Ok(Ok((meta, file, records))) => {
+                tracing::info!(
+                    last_log_id = ?meta.last_log_id,
+                    records,
+                    path = %file.path.display(),
+                    "snapshot built"
+                );
+                Some(SnapshotBuilder {
+                    snapshot: Some((meta, file)),
+                })
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "building a snapshot failed");
+                Some(SnapshotBuilder { snapshot: None })
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "snapshot task failed");
+                Some(SnapshotBuilder { snapshot: None })
+            }
+        }
+    }
+
+    async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
+        self.try_create_snapshot_builder(true)
+            .await
+            .unwrap_or(SnapshotBuilder { snapshot: None })
+    }
+
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta, data: SnapshotFile) -> Result<(), io::Error> {
+        let store = self.store.clone();
+        let snapshots = self.snapshots.clone();
+        let meta = meta.clone();
+        let installed = tokio::task::spawn_blocking(move || -> io::Result<(SnapshotMeta, u64)> {
+            let (file_meta, records) = snapshot::verify(&data.path)?;
+            if file_meta.last_log_id != meta.last_log_id {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "snapshot file is at {:?} but was announced at {:?}",
+                        file_meta.last_log_id, meta.last_log_id
+                    ),
+                ));
+            }
+            let (_, reader) = snapshot::open_records(&data.path)?;
+            store
+                .import_from(reader.map(|r| r.map_err(|e| MvccError::Storage(e.to_string()))))
+                .map_err(storage_error)?;
+            // The dump already holds these, but say them again so the applied state can
+            // only ever equal the announced snapshot.
+            let mut txn = store.write_txn();
+            if let Some(log_id) = &meta.last_log_id {
+                txn.set_app_meta(LAST_APPLIED, codec::encode(log_id)?);
+            }
+            txn.set_app_meta(MEMBERSHIP, codec::encode(&meta.last_membership)?);
+            txn.commit().map_err(storage_error)?;
+            store.flush().map_err(storage_error)?;
+            snapshots.adopt(&meta, data)?;
+            Ok((meta, records))
+        })
+        .await
+        .map_err(io::Error::other)??;
+        tracing::info!(last_log_id = ?installed.0.last_log_id, records = installed.1, "snapshot installed");
+        Ok(())
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<SnapshotOf<TypeConfig, SnapshotFile>>, io::Error> {
+        let snapshots = self.snapshots.clone();
+        let current = tokio::task::spawn_blocking(move || snapshots.current())
+            .await
+            .map_err(io::Error::other)??;
+        Ok(current.map(|(meta, snapshot)| SnapshotOf::<TypeConfig, SnapshotFile> { meta, snapshot }))
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    type SnapshotData = SnapshotFile;
+
+    async fn build_snapshot(&mut self) -> Result<SnapshotOf<TypeConfig, SnapshotFile>, io::Error> {
+        match self.snapshot.take() {
+            Some((meta, snapshot)) => Ok(SnapshotOf::<TypeConfig, SnapshotFile> { meta, snapshot }),
+            None => Err(io::Error::other(
+                "the snapshot dump failed; see the earlier error",
+            )),
+        }
+    }
+}

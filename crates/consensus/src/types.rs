@@ -1,0 +1,77 @@
+//! The openraft type configuration and the commands Conclave replicates.
+//!
+//! Everything openraft-specific is named here once, so an openraft bump touches this crate
+//! only.
+
+use std::fmt;
+
+use conclave_mvcc::{MvccError, WriteRequest, WriteResponse};
+use serde::{Deserialize, Serialize};
+
+/// A member's identity and addresses, replicated as part of the Raft membership so that
+/// every node knows how to reach every other (peer URLs) and what to tell clients
+/// (client URLs).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberNode {
+    /// The member's `--name`.
+    pub name: String,
+    /// URLs of the member's Raft transport (`--initial-advertise-peer-urls`).
+    pub peer_urls: Vec<String>,
+    /// URLs of the member's etcd client API (`--advertise-client-urls`).
+    pub client_urls: Vec<String>,
+}
+
+impl fmt::Display for MemberNode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.name, self.peer_urls.join(","))
+    }
+}
+
+/// A state-machine command: one entry of the replicated log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// An etcd KV mutation (put, delete range, txn, compact).
+    Write(WriteRequest),
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Command::Write(WriteRequest::Put(_)) => f.write_str("put"),
+            Command::Write(WriteRequest::DeleteRange(_)) => f.write_str("delete_range"),
+            Command::Write(WriteRequest::Txn(_)) => f.write_str("txn"),
+            Command::Write(WriteRequest::Compact { revision }) => write!(f, "compact({revision})"),
+        }
+    }
+}
+
+/// What applying one [`Command`] produced, returned to the client that proposed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandResult {
+    /// The store revision after the command was applied (the response header revision).
+    pub revision: i64,
+    /// The command's response, or the deterministic error every replica computed for it.
+    pub outcome: Result<WriteResponse, MvccError>,
+}
+
+openraft::declare_raft_types!(
+    /// Conclave's openraft type configuration.
+    pub TypeConfig:
+        D = Command,
+        R = CommandResult,
+        NodeId = u64,
+        Node = MemberNode,
+);
+
+/// The Raft handle of one group.
+pub type Raft = openraft::Raft<TypeConfig, crate::state_machine::StateMachine>;
+/// A log entry.
+pub type Entry = openraft::alias::EntryOf<TypeConfig>;
+/// A log id (term, leader, index).
+pub type LogId = openraft::alias::LogIdOf<TypeConfig>;
+/// A persisted vote.
+pub type Vote = openraft::alias::VoteOf<TypeConfig>;
+/// Membership as stored in the state machine.
+pub type StoredMembership = openraft::alias::StoredMembershipOf<TypeConfig>;
+/// Snapshot metadata.
+pub type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;

@@ -1,0 +1,420 @@
+//! The node's configuration: one struct, loaded in one place.
+//!
+//! Layering, lowest to highest: built-in defaults < `conclave.toml` (or `--config-file`)
+//! < `ETCD_*` environment < `CONCLAVE_*` environment < command-line flags. Flag and
+//! variable names are etcd's (`--initial-cluster`, `ETCD_INITIAL_CLUSTER`, ...), so an
+//! etcd deployment only swaps the binary.
+
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use conclave_consensus::{Bootstrap, NodeConfig};
+use serde::Deserialize;
+
+/// The node configuration. Every field has a default, so `conclave` with no flags starts a
+/// single-member cluster with data in `./data`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Human-readable member name. Default `default`.
+    pub name: String,
+    /// Data directory (Raft log, state machine, snapshots). Default `./data`.
+    pub data_dir: PathBuf,
+    /// Comma-separated URLs to serve the etcd client API on. Default `http://localhost:2379`.
+    pub listen_client_urls: String,
+    /// Client URLs advertised to the cluster. Default: the listen client URLs.
+    pub advertise_client_urls: String,
+    /// URL to serve the Raft peer transport on. Default `http://localhost:2380`.
+    pub listen_peer_urls: String,
+    /// Peer URLs advertised to the cluster. Default: the listen peer URLs.
+    pub initial_advertise_peer_urls: String,
+    /// Initial members `name=peerURL,...`. Default: this member alone.
+    pub initial_cluster: String,
+    /// `new` (bootstrap a cluster) or `existing` (this member was added to a running one).
+    /// Default `new`.
+    pub initial_cluster_state: String,
+    /// Cluster token; members of one cluster share it. Default `etcd-cluster`.
+    pub initial_cluster_token: String,
+    /// Comma-separated client or peer URLs of running members to join through (Conclave's
+    /// addition): the node is added as a learner and promoted once caught up. Default empty.
+    pub join: String,
+    /// Applied entries between state-machine snapshots. Default 10000.
+    pub snapshot_count: u64,
+    /// Log entries kept behind a snapshot for slow followers. Default 5000.
+    pub snapshot_catchup_entries: u64,
+    /// Raft heartbeat interval in milliseconds. Default 100.
+    pub heartbeat_interval: u64,
+    /// Raft election timeout in milliseconds. Default 1000.
+    pub election_timeout: u64,
+    /// Largest client request in bytes. Default 1572864 (1.5 MiB, as etcd).
+    pub max_request_bytes: usize,
+    /// Most operations in one txn branch. Default 128.
+    pub max_txn_ops: usize,
+    /// How long a request may wait for a leader, commit or read index, in milliseconds.
+    /// Default 5000.
+    pub request_timeout: u64,
+    /// State-machine page cache budget in bytes. Default 268435456 (256 MiB).
+    pub cache_bytes: u64,
+    /// Log filter (`tracing` env-filter syntax). Default `info`.
+    pub log_level: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            name: "default".into(),
+            data_dir: PathBuf::from("./data"),
+            listen_client_urls: "http://localhost:2379".into(),
+            advertise_client_urls: String::new(),
+            listen_peer_urls: "http://localhost:2380".into(),
+            initial_advertise_peer_urls: String::new(),
+            initial_cluster: String::new(),
+            initial_cluster_state: "new".into(),
+            initial_cluster_token: "etcd-cluster".into(),
+            join: String::new(),
+            snapshot_count: 10_000,
+            snapshot_catchup_entries: 5_000,
+            heartbeat_interval: 100,
+            election_timeout: 1000,
+            max_request_bytes: 1_572_864,
+            max_txn_ops: 128,
+            request_timeout: 5_000,
+            cache_bytes: 256 * 1024 * 1024,
+            log_level: "info".into(),
+        }
+    }
+}
+
+/// Command-line flags (etcd's names). Each overrides the same-named setting.
+#[derive(Debug, Default, Parser)]
+#[command(
+    name = "conclave",
+    version,
+    about = "Conclave storage node: Raft-replicated, etcd v3 API compatible"
+)]
+pub struct Flags {
+    /// Configuration file (TOML). Default: ./conclave.toml if it exists.
+    #[arg(long)]
+    pub config_file: Option<PathBuf>,
+    /// Member name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Data directory.
+    #[arg(long)]
+    pub data_dir: Option<String>,
+    /// URLs to serve the etcd client API on.
+    #[arg(long)]
+    pub listen_client_urls: Option<String>,
+    /// Client URLs advertised to the cluster.
+    #[arg(long)]
+    pub advertise_client_urls: Option<String>,
+    /// URL to serve the Raft peer transport on.
+    #[arg(long)]
+    pub listen_peer_urls: Option<String>,
+    /// Peer URLs advertised to the cluster.
+    #[arg(long)]
+    pub initial_advertise_peer_urls: Option<String>,
+    /// Initial members, `name=peerURL,...`.
+    #[arg(long)]
+    pub initial_cluster: Option<String>,
+    /// `new` or `existing`.
+    #[arg(long)]
+    pub initial_cluster_state: Option<String>,
+    /// Cluster token.
+    #[arg(long)]
+    pub initial_cluster_token: Option<String>,
+    /// Join a running cluster through these member URLs.
+    #[arg(long)]
+    pub join: Option<String>,
+    /// Applied entries between snapshots.
+    #[arg(long)]
+    pub snapshot_count: Option<u64>,
+    /// Log entries kept behind a snapshot.
+    #[arg(long)]
+    pub snapshot_catchup_entries: Option<u64>,
+    /// Heartbeat interval (ms).
+    #[arg(long)]
+    pub heartbeat_interval: Option<u64>,
+    /// Election timeout (ms).
+    #[arg(long)]
+    pub election_timeout: Option<u64>,
+    /// Largest client request (bytes).
+    #[arg(long)]
+    pub max_request_bytes: Option<usize>,
+    /// Most operations per txn branch.
+    #[arg(long)]
+    pub max_txn_ops: Option<usize>,
+    /// Request timeout (ms).
+    #[arg(long)]
+    pub request_timeout: Option<u64>,
+    /// State-machine cache budget (bytes).
+    #[arg(long)]
+    pub cache_bytes: Option<u64>,
+    /// Log filter.
+    #[arg(long)]
+    pub log_level: Option<String>,
+}
+
+/// A configuration that cannot be used, with what to change.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The layered sources could not be read or merged.
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    /// A setting has an unusable value.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Loads the layered configuration, with `flags` on top.
+    pub fn load(flags: &Flags) -> Result<Config, ConfigError> {
+        let mut builder = config::Config::builder();
+        builder = match &flags.config_file {
+            Some(path) => builder.add_source(config::File::from(path.as_path()).required(true)),
+            None => builder.add_source(config::File::with_name("conclave.toml").required(false)),
+        };
+        builder = builder
+            .add_source(
+                config::Environment::with_prefix("ETCD")
+                    .prefix_separator("_")
+                    .try_parsing(true),
+            )
+            .add_source(
+                config::Environment::with_prefix("CONCLAVE")
+                    .prefix_separator("_")
+                    .try_parsing(true),
+            );
+        macro_rules! flag {
+            ($($field:ident),*) => {$(
+                if let Some(value) = &flags.$field {
+                    builder = builder.set_override(stringify!($field), value.to_string())?;
+                }
+            )*};
+        }
+        flag!(
+            name,
+            data_dir,
+            listen_client_urls,
+            advertise_client_urls,
+            listen_peer_urls,
+            initial_advertise_peer_urls,
+            initial_cluster,
+            initial_cluster_state,
+            initial_cluster_token,
+            join,
+            snapshot_count,
+            snapshot_catchup_entries,
+            heartbeat_interval,
+            election_timeout,
+            max_request_bytes,
+            max_txn_ops,
+            request_timeout,
+            cache_bytes,
+            log_level
+        );
+        Ok(builder.build()?.try_deserialize()?)
+    }
+
+    /// Advertised client URLs (the listen URLs unless set).
+    pub fn client_urls(&self) -> Vec<String> {
+        split_urls(non_empty(&self.advertise_client_urls, &self.listen_client_urls))
+    }
+
+    /// Advertised peer URLs (the listen URL unless set).
+    pub fn peer_urls(&self) -> Vec<String> {
+        split_urls(non_empty(
+            &self.initial_advertise_peer_urls,
+            &self.listen_peer_urls,
+        ))
+    }
+
+    /// Socket addresses to serve the client API on.
+    pub fn client_listen_addrs(&self) -> Result<Vec<SocketAddr>, ConfigError> {
+        split_urls(&self.listen_client_urls)
+            .iter()
+            .map(|u| socket_addr(u, "--listen-client-urls"))
+            .collect()
+    }
+
+    /// Socket addresses to serve the peer transport on.
+    pub fn peer_listen_addrs(&self) -> Result<Vec<SocketAddr>, ConfigError> {
+        split_urls(&self.listen_peer_urls)
+            .iter()
+            .map(|u| socket_addr(u, "--listen-peer-urls"))
+            .collect()
+    }
+
+    /// The consensus configuration these settings describe.
+    pub fn node_config(&self) -> Result<NodeConfig, ConfigError> {
+        let peer_urls = self.peer_urls();
+        let initial_cluster = if self.initial_cluster.trim().is_empty() {
+            let url = peer_urls.first().cloned().unwrap_or_default();
+            vec![(self.name.clone(), url)]
+        } else {
+            parse_initial_cluster(&self.initial_cluster)?
+        };
+        let bootstrap = if !self.join.trim().is_empty() {
+            Bootstrap::Join(split_urls(&self.join))
+        } else {
+            match self.initial_cluster_state.as_str() {
+                "new" => Bootstrap::New,
+                "existing" => Bootstrap::Existing,
+                other => {
+                    return Err(ConfigError::Invalid(format!(
+                        "--initial-cluster-state must be new or existing, not {other:?}"
+                    )))
+                }
+            }
+        };
+        // Outgoing peer connections leave from the IP the peer port listens on, when that
+        // is one specific address.
+        let peer_source_ip = match self.peer_listen_addrs()?.as_slice() {
+            [addr] if !addr.ip().is_unspecified() => Some(addr.ip()),
+            _ => None,
+        };
+        if self.election_timeout < self.heartbeat_interval * 5 {
+            return Err(ConfigError::Invalid(format!(
+                "--election-timeout ({} ms) must be at least 5 times --heartbeat-interval ({} ms)",
+                self.election_timeout, self.heartbeat_interval
+            )));
+        }
+        Ok(NodeConfig {
+            name: self.name.clone(),
+            data_dir: self.data_dir.clone(),
+            peer_urls,
+            client_urls: self.client_urls(),
+            initial_cluster,
+            cluster_token: self.initial_cluster_token.clone(),
+            bootstrap,
+            peer_source_ip,
+            heartbeat: Duration::from_millis(self.heartbeat_interval),
+            election_timeout: Duration::from_millis(self.election_timeout),
+            snapshot_count: self.snapshot_count,
+            snapshot_catchup_entries: self.snapshot_catchup_entries,
+            request_timeout: Duration::from_millis(self.request_timeout),
+            cache_bytes: self.cache_bytes,
+        })
+    }
+}
+
+fn non_empty<'a>(value: &'a str, fallback: &'a str) -> &'a str {
+    if value.trim().is_empty() {
+        fallback
+    } else {
+        value
+    }
+}
+
+fn split_urls(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+fn parse_initial_cluster(value: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((name, url)) if !name.is_empty() && !url.is_empty() => {
+                Ok((name.to_string(), url.to_string()))
+            }
+            _ => Err(ConfigError::Invalid(format!(
+                "--initial-cluster entry {pair:?} is not name=peerURL"
+            ))),
+        })
+        .collect()
+}
+
+/// `http://host:port` → a socket address (`localhost` resolves to loopback).
+fn socket_addr(url: &str, flag: &str) -> Result<SocketAddr, ConfigError> {
+    let rest = url.strip_prefix("http://").ok_or_else(|| {
+        ConfigError::Invalid(format!(
+            "{flag}: {url:?} must start with http:// (TLS is not supported yet)"
+        ))
+    })?;
+    let hostport = rest.trim_end_matches('/');
+    if let Ok(addr) = hostport.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let mut addrs = hostport
+        .to_socket_addrs()
+        .map_err(|e| ConfigError::Invalid(format!("{flag}: cannot resolve {url:?}: {e}")))?;
+    let prefer_v4 = addrs.clone().find(|a| matches!(a.ip(), IpAddr::V4(_)));
+    prefer_v4
+        .or_else(|| addrs.next())
+        .ok_or_else(|| ConfigError::Invalid(format!("{flag}: {url:?} resolves to no address")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_start_a_single_member_cluster_in_data() {
+        let config = Config::default();
+        let node = config.node_config().unwrap();
+        assert_eq!(node.data_dir, PathBuf::from("./data"));
+        assert_eq!(node.bootstrap, Bootstrap::New);
+        assert_eq!(
+            node.initial_cluster,
+            vec![("default".to_string(), "http://localhost:2380".to_string())]
+        );
+        assert_eq!(config.client_urls(), vec!["http://localhost:2379".to_string()]);
+    }
+
+    #[test]
+    fn flags_override_and_initial_cluster_parses() {
+        let flags = Flags::parse_from([
+            "conclave",
+            "--name",
+            "n2",
+            "--initial-cluster",
+            "n1=http://127.0.0.1:1,n2=http://127.0.0.1:2",
+            "--listen-peer-urls",
+            "http://127.0.0.12:2380",
+            "--snapshot-count",
+            "50",
+        ]);
+        let config = Config::load(&flags).unwrap();
+        assert_eq!(config.name, "n2");
+        assert_eq!(config.snapshot_count, 50);
+        let node = config.node_config().unwrap();
+        assert_eq!(node.initial_cluster.len(), 2);
+        assert_eq!(node.peer_source_ip, Some("127.0.0.12".parse().unwrap()));
+    }
+
+    #[test]
+    fn bad_settings_say_what_to_fix() {
+        let config = Config {
+            initial_cluster: "n1".into(),
+            ..Config::default()
+        };
+        assert!(config
+            .node_config()
+            .unwrap_err()
+            .to_string()
+            .contains("name=peerURL"));
+        let config = Config {
+            initial_cluster_state: "old".into(),
+            ..Config::default()
+        };
+        assert!(config
+            .node_config()
+            .unwrap_err()
+            .to_string()
+            .contains("new or existing"));
+        let config = Config {
+            listen_peer_urls: "https://x:1".into(),
+            ..Config::default()
+        };
+        assert!(config.node_config().is_err());
+    }
+}

@@ -1,0 +1,120 @@
+//! `etcdserverpb.KV`: Range, Put, DeleteRange, Txn, Compact.
+
+use conclave_consensus::{Command, CommandResult};
+use conclave_mvcc::{self as mvcc, WriteRequest, WriteResponse};
+use conclave_proto::etcdserverpb as pb;
+use conclave_proto::etcdserverpb::kv_server::Kv;
+use tonic::{Request, Response, Status};
+
+use super::EtcdApi;
+use crate::convert;
+use crate::errors::{consensus_status, mvcc_status};
+
+impl EtcdApi {
+    /// Replicates a write and returns its response and revision.
+    async fn replicate(&self, request: WriteRequest) -> Result<(WriteResponse, i64), Status> {
+        let CommandResult { revision, outcome } = self
+            .node
+            .write(Command::Write(request))
+            .await
+            .map_err(|e| consensus_status(&e))?;
+        let response = outcome.map_err(|e| mvcc_status(&e))?;
+        Ok((response, revision))
+    }
+}
+
+fn unexpected(what: &str) -> Status {
+    Status::internal(format!(
+        "state machine answered a {what} with another response type"
+    ))
+}
+
+#[tonic::async_trait]
+impl Kv for EtcdApi {
+    async fn range(&self, request: Request<pb::RangeRequest>) -> Result<Response<pb::RangeResponse>, Status> {
+        let request = request.into_inner();
+        self.check_size(&request)?;
+        let serializable = request.serializable;
+        let range = convert::range_from_pb(request)?;
+        mvcc::validate_range(&range).map_err(|e| mvcc_status(&e))?;
+        if !serializable {
+            self.node
+                .linearizable_barrier()
+                .await
+                .map_err(|e| consensus_status(&e))?;
+        }
+        let store = self.node.store().clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let response = store.range(&range);
+            (response, store.current_revision())
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?;
+        let (response, revision) = result;
+        let response = response.map_err(|e| mvcc_status(&e))?;
+        Ok(Response::new(convert::range_to_pb(
+            response,
+            self.header(revision),
+        )))
+    }
+
+    async fn put(&self, request: Request<pb::PutRequest>) -> Result<Response<pb::PutResponse>, Status> {
+        let request = request.into_inner();
+        self.check_size(&request)?;
+        let put = convert::put_from_pb(request);
+        mvcc::validate_put(&put).map_err(|e| mvcc_status(&e))?;
+        match self.replicate(WriteRequest::Put(put)).await? {
+            (WriteResponse::Put(r), revision) => {
+                Ok(Response::new(convert::put_to_pb(r, self.header(revision))))
+            }
+            _ => Err(unexpected("put")),
+        }
+    }
+
+    async fn delete_range(
+        &self,
+        request: Request<pb::DeleteRangeRequest>,
+    ) -> Result<Response<pb::DeleteRangeResponse>, Status> {
+        let request = request.into_inner();
+        self.check_size(&request)?;
+        let delete = convert::delete_from_pb(request);
+        mvcc::validate_delete_range(&delete).map_err(|e| mvcc_status(&e))?;
+        match self.replicate(WriteRequest::DeleteRange(delete)).await? {
+            (WriteResponse::DeleteRange(r), revision) => {
+                Ok(Response::new(convert::delete_to_pb(r, self.header(revision))))
+            }
+            _ => Err(unexpected("delete")),
+        }
+    }
+
+    async fn txn(&self, request: Request<pb::TxnRequest>) -> Result<Response<pb::TxnResponse>, Status> {
+        let request = request.into_inner();
+        self.check_size(&request)?;
+        let txn = convert::txn_from_pb(request)?;
+        mvcc::validate_txn(&txn, self.limits.max_txn_ops).map_err(|e| mvcc_status(&e))?;
+        match self.replicate(WriteRequest::Txn(txn)).await? {
+            (WriteResponse::Txn(r), revision) => Ok(Response::new(convert::txn_to_pb(
+                r,
+                self.header(revision),
+                revision,
+            ))),
+            _ => Err(unexpected("txn")),
+        }
+    }
+
+    async fn compact(
+        &self,
+        request: Request<pb::CompactionRequest>,
+    ) -> Result<Response<pb::CompactionResponse>, Status> {
+        let request = request.into_inner();
+        // Compaction is applied synchronously with the entry, so `physical` is always honoured.
+        let (_, revision) = self
+            .replicate(WriteRequest::Compact {
+                revision: request.revision,
+            })
+            .await?;
+        Ok(Response::new(pb::CompactionResponse {
+            header: self.header(revision),
+        }))
+    }
+}

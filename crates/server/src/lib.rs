@@ -1,0 +1,132 @@
+//! The Conclave storage node: configuration, wiring, and the etcd v3 gRPC services.
+//!
+//! Embeddable: a Rust program starts a node in-process with [`start`] and a [`Config`].
+
+pub mod config;
+pub mod convert;
+pub mod errors;
+pub mod grpc;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use conclave_consensus::{Node, PeerService};
+use conclave_proto::etcdserverpb::kv_server::KvServer;
+use conclave_proto::etcdserverpb::maintenance_server::MaintenanceServer;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+
+pub use config::{Config, ConfigError, Flags};
+use grpc::{EtcdApi, Limits};
+
+/// gRPC framing allowance above `--max-request-bytes`, as etcd: requests between the limit
+/// and this get etcd's "request is too large"; larger ones the transport refuses.
+const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+
+/// Why the node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source} (is another process using the port?)")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The consensus core failed to start.
+    #[error(transparent)]
+    Consensus(#[from] conclave_consensus::ConsensusError),
+}
+
+/// A running node: its consensus core and its gRPC servers.
+pub struct RunningNode {
+    node: Node,
+    stop: watch::Sender<bool>,
+    servers: Vec<JoinHandle<Result<(), tonic::transport::Error>>>,
+}
+
+async fn bind(addrs: &[SocketAddr]) -> Result<Vec<TcpListener>, StartError> {
+    let mut listeners = Vec::new();
+    for addr in addrs {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr: *addr, source })?;
+        listeners.push(listener);
+    }
+    Ok(listeners)
+}
+
+/// Starts a node: binds its ports first (so a busy port fails fast), then starts Raft and
+/// serves the etcd API on the client port and the Raft transport on the peer port.
+pub async fn start(config: &Config) -> Result<RunningNode, StartError> {
+    let node_config = config.node_config()?;
+    let client_listeners = bind(&config.client_listen_addrs()?).await?;
+    let peer_listeners = bind(&config.peer_listen_addrs()?).await?;
+
+    let node = Node::start(node_config).await?;
+    let limits = Limits {
+        max_request_bytes: config.max_request_bytes,
+        max_txn_ops: config.max_txn_ops,
+    };
+    let api = EtcdApi::new(node.clone(), limits);
+    let (stop, stopped) = watch::channel(false);
+    let max_message = config.max_request_bytes + GRPC_OVERHEAD_BYTES;
+
+    let mut servers = Vec::new();
+    for listener in client_listeners {
+        tracing::info!(addr = %listener.local_addr().map_err(|source| StartError::Bind { addr: ([0, 0, 0, 0], 0).into(), source })?, "serving etcd v3 API");
+        let router = tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .http2_keepalive_interval(Some(Duration::from_secs(10)))
+            .add_service(KvServer::new(api.clone()).max_decoding_message_size(max_message))
+            .add_service(MaintenanceServer::new(api.clone()).max_decoding_message_size(max_message))
+            // Joining members may name a client URL in --join.
+            .add_service(PeerService::server(node.clone()));
+        servers.push(tokio::spawn(router.serve_with_incoming_shutdown(
+            TcpListenerStream::new(listener),
+            wait_stopped(stopped.clone()),
+        )));
+    }
+    for listener in peer_listeners {
+        tracing::info!(addr = ?listener.local_addr().ok(), "serving raft peer transport");
+        let router = tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .add_service(PeerService::server(node.clone()));
+        servers.push(tokio::spawn(router.serve_with_incoming_shutdown(
+            TcpListenerStream::new(listener),
+            wait_stopped(stopped.clone()),
+        )));
+    }
+    Ok(RunningNode { node, stop, servers })
+}
+
+async fn wait_stopped(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|s| *s).await;
+}
+
+impl RunningNode {
+    /// The consensus node.
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// Graceful shutdown: a leader hands leadership over, Raft stops, the servers drain.
+    pub async fn shutdown(self) {
+        self.node.shutdown().await;
+        let _ = self.stop.send(true);
+        for server in self.servers {
+            match tokio::time::timeout(Duration::from_secs(5), server).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => tracing::warn!(error = %e, "server stopped with an error"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "server task failed"),
+                Err(_) => tracing::warn!("server did not drain within 5 s"),
+            }
+        }
+    }
+}

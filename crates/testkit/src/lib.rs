@@ -1,0 +1,52 @@
+//! Test support for Conclave: starts real `conclave` node processes on loopback,
+//! kills, pauses, restarts and partitions them, and waits on conditions with deadlines.
+//!
+//! The pieces, by topic:
+//! - [`ports`]: free loopback ports, never handed out twice within one test binary.
+//! - [`node`]: one node process ([`Node`]), its log file and signals.
+//! - [`cluster`]: a cluster of nodes in a temporary directory ([`Cluster`]).
+//! - [`proxy`]: the peer proxy that makes network partitions possible ([`PeerProxy`]).
+//! - [`wait`]: polling a condition until a deadline ([`wait_until`]).
+//! - [`etcd`]: etcd v3 client helpers ([`client`], [`leader_index`]).
+//!
+//! Everything that owns a process kills it when dropped, also when a test panics; and
+//! child processes are asked by the kernel to die with the test binary (Linux
+//! `PR_SET_PDEATHSIG`), so a test run leaves no orphan nodes behind.
+//!
+//! A test in `crates/server/tests` (where Cargo provides `CARGO_BIN_EXE_conclave`):
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use conclave_testkit::{client, leader_index, wait_until, Cluster, ClusterOptions};
+//!
+//! # async fn leader_isolation(bin: &std::path::Path) -> Result<(), conclave_testkit::Error> {
+//! // In a test: let bin = std::path::Path::new(env!("CARGO_BIN_EXE_conclave"));
+//! let cluster = Cluster::start(bin, ClusterOptions::default())?;
+//! let old = leader_index(&cluster, Duration::from_secs(10)).await?;
+//! cluster.isolate(old);
+//! let new = wait_until("a new leader", Duration::from_secs(10), || async {
+//!     leader_index(&cluster, Duration::from_secs(1)).await.ok().filter(|&i| i != old)
+//! })
+//! .await?;
+//! let _kv = client(cluster.node(new).client_url()).await?;
+//! # Ok(()) }
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod cluster;
+pub mod error;
+pub mod etcd;
+pub mod node;
+pub mod ports;
+pub mod proxy;
+mod spawn;
+pub mod wait;
+
+pub use cluster::{Cluster, ClusterOptions};
+pub use error::{Error, Result};
+pub use etcd::{client, leader_index};
+pub use node::{Node, NodeSpec};
+pub use ports::{free_port, unique_port};
+pub use proxy::{node_of_source, peer_ip, PeerProxy};
+pub use wait::{wait_until, wait_until_ok, WaitError};

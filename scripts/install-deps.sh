@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the build and the tests need, if any is missing:
+#   protobuf-compiler  protoc, for the gRPC code generation (ours and etcd-client's)
+#   etcd-client        etcdctl 3.4, the real etcd client the tests drive
+set -euo pipefail
+
+need=()
+command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
+command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
+[ ${#need[@]} -eq 0 ] && exit 0
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null 2>&1 || { echo "missing packages: ${need[*]} (run as root or install them)" >&2; exit 1; }
+  sudo="sudo"
+fi
+echo "installing: ${need[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
