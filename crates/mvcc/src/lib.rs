@@ -46,9 +46,12 @@ pub const DEFAULT_MAX_TXN_OPS: usize = 128;
 #[cfg(test)]
 mod send_sync {
     fn assert_send_sync<T: Send + Sync>() {}
+    fn assert_send<T: Send>() {}
 
     #[test]
-    fn store_is_send_and_sync() {
+    fn store_is_send_and_sync_and_write_txn_is_send() {
         assert_send_sync::<crate::Store>();
+        // The consensus layer may hold a WriteTxn across an await point.
+        assert_send::<crate::WriteTxn<'static>>();
     }
 }

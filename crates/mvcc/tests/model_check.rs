@@ -259,16 +259,17 @@ fn check_step(store: &Store, model: &mut Model, step: &Step) -> std::result::Res
 }
 
 /// Everything observable about a store's MVCC state.
-fn observe(
-    s: &Store,
-) -> (
-    i64,
-    i64,
-    u32,
-    Vec<Result<RangeResponse>>,
-    Result<Vec<Event>>,
-    Option<Vec<u8>>,
-) {
+#[derive(Debug, Clone, PartialEq)]
+struct Observed {
+    current: i64,
+    compact: i64,
+    hash: u32,
+    ranges: Vec<Result<RangeResponse>>,
+    events: Result<Vec<Event>>,
+    app_meta: Option<Vec<u8>>,
+}
+
+fn observe(s: &Store) -> Observed {
     let ranges = (0..=s.current_revision() + 1)
         .map(|rev| {
             s.range(&RangeRequest {
@@ -279,18 +280,18 @@ fn observe(
             })
         })
         .collect();
-    (
-        s.current_revision(),
-        s.compact_revision(),
-        s.hash().unwrap(),
+    Observed {
+        current: s.current_revision(),
+        compact: s.compact_revision(),
+        hash: s.hash().unwrap(),
         ranges,
-        s.events(s.compact_revision(), i64::MAX, true),
-        s.app_meta("applied").unwrap(),
-    )
+        events: s.events(s.compact_revision(), i64::MAX, true),
+        app_meta: s.app_meta("applied").unwrap(),
+    }
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, max_shrink_iters: 2000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 512, max_shrink_iters: 2000, ..ProptestConfig::default() })]
 
     #[test]
     fn store_matches_model(steps in prop::collection::vec(step(), 1..40)) {
@@ -310,7 +311,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, max_shrink_iters: 500, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 32, max_shrink_iters: 500, ..ProptestConfig::default() })]
 
     #[test]
     fn reopen_and_snapshot_import_preserve_state(steps in prop::collection::vec(step(), 1..20)) {
@@ -334,7 +335,7 @@ proptest! {
             store.export_to(|k, v| { records.push((k.to_vec(), v.to_vec())); Ok(()) }).unwrap();
             (observe(&store), records)
         };
-        prop_assert_eq!(before.0, model.current);
+        prop_assert_eq!(before.current, model.current);
         let db = sled::open(dir.path()).unwrap();
         let reopened = Store::open(&db, GroupId(9)).unwrap();
         prop_assert_eq!(observe(&reopened), before.clone());
