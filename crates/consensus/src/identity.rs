@@ -60,9 +60,10 @@ impl Identity {
         Ok(())
     }
 
-    /// Refuses to run as `name` in `token`'s cluster on a data dir that belongs to another
-    /// member or cluster, saying what to do instead.
-    pub fn check(&self, data_dir: &Path, name: &str, token: &str) -> Result<()> {
+    /// Refuses to run as `name` in `token`'s cluster (`None`: whichever cluster the member
+    /// joined) on a data dir that belongs to another member or cluster, saying what to do
+    /// instead.
+    pub fn check(&self, data_dir: &Path, name: &str, token: Option<&str>) -> Result<()> {
         if self.name != name {
             return Err(ConsensusError::Config(format!(
                 "data dir {} belongs to member {}, not {name}: start with --name {} or a fresh --data-dir",
@@ -71,6 +72,9 @@ impl Identity {
                 self.name
             )));
         }
+        let Some(token) = token else {
+            return Ok(());
+        };
         if self.cluster_token != token {
             return Err(ConsensusError::Config(format!(
                 "data dir {} belongs to cluster {:?} (cluster id {:x}), not {token:?}: start with \
@@ -115,13 +119,17 @@ mod tests {
         id.save(dir.path()).unwrap();
         let loaded = Identity::load(dir.path()).unwrap().unwrap();
         assert_eq!(loaded, id);
-        loaded.check(dir.path(), "n1", "t").unwrap();
-        let err = loaded.check(dir.path(), "n2", "t").unwrap_err().to_string();
+        loaded.check(dir.path(), "n1", Some("t")).unwrap();
+        loaded.check(dir.path(), "n1", None).unwrap();
+        let err = loaded.check(dir.path(), "n2", Some("t")).unwrap_err().to_string();
         assert!(
             err.contains("belongs to member n1, not n2") && err.contains("--name n1"),
             "{err}"
         );
-        let err = loaded.check(dir.path(), "n1", "other").unwrap_err().to_string();
+        let err = loaded
+            .check(dir.path(), "n1", Some("other"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("--initial-cluster-token t"), "{err}");
     }
 

@@ -151,7 +151,13 @@ impl Node {
         let fresh = existing.is_none();
         let identity = match existing {
             Some(identity) => {
-                identity.check(&config.data_dir, &config.name, &config.cluster_token)?;
+                // A member that joined belongs to whichever cluster it joined; its token
+                // flag is not meaningful.
+                let token = match config.bootstrap {
+                    Bootstrap::Join(_) => None,
+                    _ => Some(config.cluster_token.as_str()),
+                };
+                identity.check(&config.data_dir, &config.name, token)?;
                 identity
             }
             None => {

@@ -104,7 +104,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     outcome = Some(txn.execute(request));
                 }
                 EntryPayload::Membership(membership) => {
-                    let stored = StoredMembership::new(Some(log_id.clone()), membership.clone());
+                    let stored = StoredMembership::new(Some(log_id), membership.clone());
                     txn.set_app_meta(MEMBERSHIP, codec::encode(&stored)?);
                 }
             }

@@ -71,10 +71,16 @@ async fn a_reopened_log_recovers_vote_entries_truncation_and_purge() {
     assert_eq!(state.last_purged_log_id.map(|l| l.index), Some(100));
     assert_eq!(state.last_log_id.map(|l| l.index), Some(161));
     let entries = log.try_get_log_entries(0..1000).await.unwrap();
-    let terms: BTreeMap<u64, u64> = entries.iter().map(|e| (e.index(), e.log_id().leader_id.term)).collect();
+    let terms: BTreeMap<u64, u64> = entries
+        .iter()
+        .map(|e| (e.index(), e.log_id().leader_id.term))
+        .collect();
     assert_eq!(terms.keys().next(), Some(&101));
     assert_eq!(terms.len(), 61);
-    assert!(terms.range(151..).all(|(_, term)| *term == 2), "entries after the truncation point are the new ones");
+    assert!(
+        terms.range(151..).all(|(_, term)| *term == 2),
+        "entries after the truncation point are the new ones"
+    );
     assert!(segments_before > 1, "the test should have rotated segments");
 }
 
@@ -90,7 +96,36 @@ async fn a_built_snapshot_is_still_the_current_snapshot_after_reopening() {
     };
     let db = sled::Config::new().path(dir.path().join("state")).open().unwrap();
     let mut sm = StateMachine::open(&db, DEFAULT_GROUP, &dir.path().join("snapshots")).unwrap();
-    let current = sm.get_current_snapshot().await.unwrap().expect("current snapshot after reopen");
+    let current = sm
+        .get_current_snapshot()
+        .await
+        .unwrap()
+        .expect("current snapshot after reopen");
     assert_eq!(current.meta, built.meta);
     assert_eq!(current.snapshot.path, built.snapshot.path);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_share_fsyncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = LogStore::open(dir.path(), DEFAULT_SEGMENT_BYTES).unwrap();
+    // Submit 200 appends without waiting for each to be flushed, as openraft does while
+    // earlier entries are still being written; then wait for all.
+    let mut flushed = Vec::new();
+    for i in 1..=200 {
+        let (tx, rx) = TypeConfig::oneshot();
+        log.append(vec![entry(1, i)], IOFlushed::signal(tx))
+            .await
+            .expect("append");
+        flushed.push(rx);
+    }
+    for rx in flushed {
+        rx.await.expect("callback").expect("flushed");
+    }
+    let syncs = log.fsync_count();
+    assert!(
+        syncs < 100,
+        "200 appends took {syncs} fsyncs: appends are not group-committed"
+    );
+    eprintln!("group commit: 200 appends, {syncs} fsyncs");
 }

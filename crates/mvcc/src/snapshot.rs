@@ -167,7 +167,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let expected_hash = src.hash().unwrap();
         {
-            let db = sled::open(dir.path()).unwrap();
+            let db = open_db_retrying(dir.path());
             let dst = Store::open(&db, GroupId(3)).unwrap();
             put(&dst, "old", "x");
             dst.import_from(export(&src).into_iter().map(Ok)).unwrap();
@@ -176,7 +176,7 @@ mod tests {
             assert!(names.contains(&b"g3/kv.1".to_vec()));
             assert!(!names.contains(&b"g3/kv.0".to_vec()));
         }
-        let db = sled::open(dir.path()).unwrap();
+        let db = open_db_retrying(dir.path());
         let dst = Store::open(&db, GroupId(3)).unwrap();
         assert_eq!(dst.hash().unwrap(), expected_hash);
         assert_eq!(dst.current_revision(), src.current_revision());

@@ -56,3 +56,19 @@ pub(crate) fn rr(k: &str, end: &str) -> RangeRequest {
         ..Default::default()
     }
 }
+
+/// Opens a sled database at `path`, retrying while a just-dropped handle to it still
+/// holds the file lock (sled 0.34's flusher thread releases it shortly after the drop).
+pub(crate) fn open_db_retrying(path: &std::path::Path) -> sled::Db {
+    let mut attempts = 0;
+    loop {
+        match sled::open(path) {
+            Ok(db) => return db,
+            Err(_) if attempts < 100 => {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("reopening {path:?}: {e}"),
+        }
+    }
+}

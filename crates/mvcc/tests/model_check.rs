@@ -217,6 +217,18 @@ fn seeded_revision(seed: u32, current: i64, compact: i64) -> i64 {
     }
 }
 
+/// Opens a sled database, retrying while a just-dropped handle to it still holds the file
+/// lock (sled 0.34's flusher thread releases it shortly after the drop).
+fn open_db_retrying(path: &std::path::Path) -> sled::Db {
+    for _ in 0..100 {
+        if let Ok(db) = sled::open(path) {
+            return db;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    sled::open(path).unwrap()
+}
+
 fn temp_store() -> (sled::Db, Store) {
     let db = sled::Config::new().temporary(true).open().unwrap();
     let s = Store::open(&db, GroupId(1)).unwrap();
@@ -318,7 +330,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let mut model = Model::default();
         let (before, records) = {
-            let db = sled::open(dir.path()).unwrap();
+            let db = open_db_retrying(dir.path());
             let store = Store::open(&db, GroupId(9)).unwrap();
             for (i, s) in steps.iter().enumerate() {
                 let mut w = store.write_txn();
@@ -336,7 +348,7 @@ proptest! {
             (observe(&store), records)
         };
         prop_assert_eq!(before.current, model.current);
-        let db = sled::open(dir.path()).unwrap();
+        let db = open_db_retrying(dir.path());
         let reopened = Store::open(&db, GroupId(9)).unwrap();
         prop_assert_eq!(observe(&reopened), before.clone());
 

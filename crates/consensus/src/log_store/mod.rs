@@ -128,6 +128,9 @@ struct WriteOp {
 
 struct Shared {
     contents: Mutex<LogContents>,
+    /// Number of `fdatasync`s the writer has completed (group commit makes this far
+    /// smaller than the number of appends under concurrency).
+    syncs: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -168,17 +171,19 @@ impl LogStore {
             "raft log opened"
         );
         let state = WriterState {
-            vote: contents.vote.clone(),
-            committed: contents.committed.clone(),
-            purged: contents.purged.clone(),
+            vote: contents.vote,
+            committed: contents.committed,
+            purged: contents.purged,
         };
         let shared = Arc::new(Shared {
             contents: Mutex::new(contents),
+            syncs: Default::default(),
         });
         let (tx, rx) = mpsc::channel();
+        let writer_shared = shared.clone();
         std::thread::Builder::new()
             .name("raft-log-writer".into())
-            .spawn(move || run_writer(wal, state, rx))?;
+            .spawn(move || run_writer(wal, state, rx, &writer_shared))?;
         Ok(LogStore { shared, writer: tx })
     }
 
@@ -186,6 +191,11 @@ impl LogStore {
         self.writer
             .send(WriteOp { record, done })
             .map_err(|_| io::Error::other("raft log writer thread has stopped"))
+    }
+
+    /// How many times the log has been `fdatasync`ed since it was opened.
+    pub fn fsync_count(&self) -> u64 {
+        self.shared.syncs.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     async fn submit_and_wait(&self, record: WalRecord) -> io::Result<()> {
@@ -203,7 +213,7 @@ struct WriterState {
     purged: Option<LogId>,
 }
 
-fn run_writer(mut wal: Wal, mut state: WriterState, rx: mpsc::Receiver<WriteOp>) {
+fn run_writer(mut wal: Wal, mut state: WriterState, rx: mpsc::Receiver<WriteOp>, shared: &Shared) {
     let mut failed: Option<String> = None;
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -218,15 +228,15 @@ fn run_writer(mut wal: Wal, mut state: WriterState, rx: mpsc::Receiver<WriteOp>)
                 let max_index = match &op.record {
                     WalRecord::Entries(entries) => entries.last().map(|e| e.index()),
                     WalRecord::Vote(v) => {
-                        state.vote = Some(v.clone());
+                        state.vote = Some(*v);
                         None
                     }
                     WalRecord::Committed(c) => {
-                        state.committed = c.clone();
+                        state.committed = *c;
                         None
                     }
                     WalRecord::Purged(p) => {
-                        state.purged = Some(p.clone());
+                        state.purged = Some(*p);
                         None
                     }
                     WalRecord::TruncatedAfter(_) | WalRecord::Checkpoint { .. } => None,
@@ -241,6 +251,7 @@ fn run_writer(mut wal: Wal, mut state: WriterState, rx: mpsc::Receiver<WriteOp>)
         }
         if result.is_ok() {
             result = wal.sync();
+            shared.syncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         if result.is_ok() && wal.wants_rotation() {
             result = rotate(&mut wal, &state);
@@ -267,9 +278,9 @@ fn run_writer(mut wal: Wal, mut state: WriterState, rx: mpsc::Receiver<WriteOp>)
 
 fn rotate(wal: &mut Wal, state: &WriterState) -> io::Result<()> {
     let checkpoint = WalRecord::Checkpoint {
-        vote: state.vote.clone(),
-        committed: state.committed.clone(),
-        purged: state.purged.clone(),
+        vote: state.vote,
+        committed: state.committed,
+        purged: state.purged,
     };
     wal.rotate(&codec::encode(&checkpoint)?)?;
     if let Some(purged) = &state.purged {
@@ -288,7 +299,7 @@ impl RaftLogReader<TypeConfig> for LogReader {
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
-        Ok(self.shared.lock().vote.clone())
+        Ok(self.shared.lock().vote)
     }
 }
 
@@ -302,7 +313,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
-        Ok(self.shared.lock().vote.clone())
+        Ok(self.shared.lock().vote)
     }
 }
 
@@ -313,8 +324,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let contents = self.shared.lock();
         let last = contents.entries.values().next_back().map(|e| e.log_id());
         Ok(LogState {
-            last_purged_log_id: contents.purged.clone(),
-            last_log_id: last.or_else(|| contents.purged.clone()),
+            last_purged_log_id: contents.purged,
+            last_log_id: last.or_else(|| contents.purged),
         })
     }
 
@@ -325,19 +336,19 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
-        self.shared.lock().vote = Some(vote.clone());
-        self.submit_and_wait(WalRecord::Vote(vote.clone())).await
+        self.shared.lock().vote = Some(*vote);
+        self.submit_and_wait(WalRecord::Vote(*vote)).await
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
         // Not waited for: a lost commit index is recomputed by the leader; it only lets a
         // restarted member re-apply its log before it hears from one.
-        self.shared.lock().committed = committed.clone();
+        self.shared.lock().committed = committed;
         self.submit(WalRecord::Committed(committed), Done::Nothing)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
-        Ok(self.shared.lock().committed.clone())
+        Ok(self.shared.lock().committed)
     }
 
     async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> Result<(), io::Error>
@@ -365,7 +376,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
-        self.shared.lock().purge(log_id.clone());
+        self.shared.lock().purge(log_id);
         self.submit(WalRecord::Purged(log_id), Done::Nothing)
     }
 }

@@ -235,7 +235,7 @@ fn corrupted_value_is_reported() {
 fn groups_are_isolated_and_reopen_restores_state() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let db = sled::open(dir.path()).unwrap();
+        let db = open_db_retrying(dir.path());
         let g1 = Store::open(&db, GroupId(1)).unwrap();
         let g2 = Store::open(&db, GroupId(2)).unwrap();
         put(&g1, "a", "1");
@@ -248,7 +248,7 @@ fn groups_are_isolated_and_reopen_restores_state() {
         g1.flush().unwrap();
         assert!(g1.size_on_disk().unwrap() > 0);
     }
-    let db = sled::open(dir.path()).unwrap();
+    let db = open_db_retrying(dir.path());
     let g1 = Store::open(&db, GroupId(1)).unwrap();
     let g2 = Store::open(&db, GroupId(2)).unwrap();
     assert_eq!((g1.current_revision(), g1.compact_revision()), (3, 2));
