@@ -131,9 +131,26 @@ fn leader_hint(f: &ForwardToLeader<TypeConfig>) -> Option<(u64, MemberNode)> {
     }
 }
 
-/// Whether a failed peer call certainly never reached the peer (safe to retry a write).
+/// Whether a failed peer call certainly never reached the peer (safe to retry a write):
+/// only a failure to establish the connection qualifies. tonic reports transport failures
+/// as "transport error", so the cause is read from the error's source chain.
 fn never_sent(status: &tonic::Status) -> bool {
-    status.code() == tonic::Code::Unavailable && status.message().contains("connect")
+    if status.code() != tonic::Code::Unavailable {
+        return false;
+    }
+    let is_connect =
+        |text: &str| text.contains("tcp connect error") || text.contains("error trying to connect");
+    if is_connect(status.message()) {
+        return true;
+    }
+    let mut source = std::error::Error::source(status);
+    while let Some(error) = source {
+        if is_connect(&error.to_string()) {
+            return true;
+        }
+        source = error.source();
+    }
+    false
 }
 
 impl Node {
@@ -786,4 +803,33 @@ async fn call_peer(
     req.set_timeout(timeout);
     let reply = client.forward(req).await?;
     crate::codec::decode(&reply.into_inner().payload).map_err(|e| tonic::Status::internal(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_refused_connection_counts_as_never_sent() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        // Nothing listens on `port` any more.
+        let node = MemberNode {
+            name: "gone".into(),
+            peer_urls: vec![format!("http://127.0.0.1:{port}")],
+            client_urls: Vec::new(),
+        };
+        let channels = PeerChannels::new(None);
+        let status = call_peer(&channels, &node, PeerRequest::ReadIndex, Duration::from_secs(2))
+            .await
+            .expect_err("nobody listens");
+        assert!(never_sent(&status), "{status:?}");
+        assert!(!never_sent(&tonic::Status::unavailable("connection reset")));
+        assert!(!never_sent(&tonic::Status::deadline_exceeded(
+            "tcp connect error"
+        )));
+    }
 }
