@@ -392,6 +392,15 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_parses_to_the_defaults() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/conclave.example.toml");
+        let flags = Flags { config_file: Some(PathBuf::from(path)), ..Flags::default() };
+        let loaded = Config::load(&flags).unwrap();
+        let defaults = Config::default();
+        assert_eq!(format!("{loaded:?}"), format!("{defaults:?}"));
+    }
+
+    #[test]
     fn bad_settings_say_what_to_fix() {
         let config = Config {
             initial_cluster: "n1".into(),

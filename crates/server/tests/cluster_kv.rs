@@ -146,52 +146,36 @@ async fn malformed_or_oversized_requests_get_etcds_errors_and_the_member_keeps_s
 
     // Over --max-request-bytes (1.5 MiB) but under the transport limit.
     let big = vec![b'x'; 1_600_000];
-    let err = client.put("big", big, None).await.expect_err("too large");
-    assert_eq!(
-        grpc_status(&err),
-        Some((
-            tonic::Code::InvalidArgument,
-            "etcdserver: request is too large".into()
-        ))
+    assert_grpc_error(
+        client.put("big", big, None).await,
+        tonic::Code::InvalidArgument,
+        "etcdserver: request is too large",
     );
     // Far over: refused by the transport, still an error and not a crash.
     let huge = vec![b'x'; 3 * 1024 * 1024];
     assert!(client.put("huge", huge, None).await.is_err());
 
     // Empty key.
-    let err = client.put("", "v", None).await.expect_err("empty key");
-    assert_eq!(
-        grpc_status(&err),
-        Some((
-            tonic::Code::InvalidArgument,
-            "etcdserver: key is not provided".into()
-        ))
+    assert_grpc_error(
+        client.put("", "v", None).await,
+        tonic::Code::InvalidArgument,
+        "etcdserver: key is not provided",
     );
 
     // Txn with 129 operations.
     let ops: Vec<TxnOp> = (0..129).map(|i| TxnOp::put(format!("t{i}"), "v", None)).collect();
-    let err = client
-        .txn(Txn::new().and_then(ops))
-        .await
-        .expect_err("too many ops");
-    assert_eq!(
-        grpc_status(&err),
-        Some((
-            tonic::Code::InvalidArgument,
-            "etcdserver: too many operations in txn request".into()
-        ))
+    assert_grpc_error(
+        client.txn(Txn::new().and_then(ops)).await,
+        tonic::Code::InvalidArgument,
+        "etcdserver: too many operations in txn request",
     );
     // Duplicate key in one branch.
-    let err = client
-        .txn(Txn::new().and_then([TxnOp::put("d", "1", None), TxnOp::put("d", "2", None)]))
-        .await
-        .expect_err("duplicate");
-    assert_eq!(
-        grpc_status(&err),
-        Some((
-            tonic::Code::InvalidArgument,
-            "etcdserver: duplicate key given in txn request".into()
-        ))
+    assert_grpc_error(
+        client
+            .txn(Txn::new().and_then([TxnOp::put("d", "1", None), TxnOp::put("d", "2", None)]))
+            .await,
+        tonic::Code::InvalidArgument,
+        "etcdserver: duplicate key given in txn request",
     );
 
     // A range_end before the key selects nothing (etcd answers an empty range, no error).
@@ -209,16 +193,12 @@ async fn malformed_or_oversized_requests_get_etcds_errors_and_the_member_keeps_s
         .header()
         .expect("header")
         .revision();
-    let err = client
-        .get("alive", Some(GetOptions::new().with_revision(current + 100)))
-        .await
-        .expect_err("future");
-    assert_eq!(
-        grpc_status(&err),
-        Some((
-            tonic::Code::OutOfRange,
-            "etcdserver: mvcc: required revision is a future revision".into()
-        ))
+    assert_grpc_error(
+        client
+            .get("alive", Some(GetOptions::new().with_revision(current + 100)))
+            .await,
+        tonic::Code::OutOfRange,
+        "etcdserver: mvcc: required revision is a future revision",
     );
     client.put("alive", "2", None).await.expect("put");
     client.put("alive", "3", None).await.expect("put");
@@ -230,16 +210,12 @@ async fn malformed_or_oversized_requests_get_etcds_errors_and_the_member_keeps_s
         .expect("header")
         .revision();
     client.compact(latest - 1, None).await.expect("compact");
-    let err = client
-        .get("alive", Some(GetOptions::new().with_revision(latest - 2)))
-        .await
-        .expect_err("compacted");
-    assert_eq!(
-        grpc_status(&err),
-        Some((
-            tonic::Code::OutOfRange,
-            "etcdserver: mvcc: required revision has been compacted".into()
-        ))
+    assert_grpc_error(
+        client
+            .get("alive", Some(GetOptions::new().with_revision(latest - 2)))
+            .await,
+        tonic::Code::OutOfRange,
+        "etcdserver: mvcc: required revision has been compacted",
     );
     let err = client.compact(latest - 1, None).await.expect_err("compact again");
     assert_eq!(grpc_status(&err).map(|s| s.0), Some(tonic::Code::OutOfRange));
@@ -251,16 +227,12 @@ async fn malformed_or_oversized_requests_get_etcds_errors_and_the_member_keeps_s
     assert_eq!(at.kvs()[0].value(), b"2");
 
     // Unknown lease.
-    let err = client
-        .put("leased", "v", Some(PutOptions::new().with_lease(12345)))
-        .await
-        .expect_err("lease");
-    assert_eq!(
-        grpc_status(&err),
-        Some((
-            tonic::Code::NotFound,
-            "etcdserver: requested lease not found".into()
-        ))
+    assert_grpc_error(
+        client
+            .put("leased", "v", Some(PutOptions::new().with_lease(12345)))
+            .await,
+        tonic::Code::NotFound,
+        "etcdserver: requested lease not found",
     );
 
     // After all of that, every member still serves.

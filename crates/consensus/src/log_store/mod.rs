@@ -289,33 +289,26 @@ fn rotate(wal: &mut Wal, state: &WriterState) -> io::Result<()> {
     Ok(())
 }
 
-impl RaftLogReader<TypeConfig> for LogReader {
-    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
-        &mut self,
-        range: RB,
-    ) -> Result<Vec<Entry>, io::Error> {
-        let contents = self.shared.lock();
-        Ok(contents.entries.range(range).map(|(_, e)| e.clone()).collect())
-    }
+/// Both the store and its reader handles read the same shared contents.
+macro_rules! impl_log_reader {
+    ($($ty:ty),*) => {$(
+        impl RaftLogReader<TypeConfig> for $ty {
+            async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+                &mut self,
+                range: RB,
+            ) -> Result<Vec<Entry>, io::Error> {
+                let contents = self.shared.lock();
+                Ok(contents.entries.range(range).map(|(_, e)| e.clone()).collect())
+            }
 
-    async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
-        Ok(self.shared.lock().vote)
-    }
+            async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
+                Ok(self.shared.lock().vote)
+            }
+        }
+    )*};
 }
 
-impl RaftLogReader<TypeConfig> for LogStore {
-    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
-        &mut self,
-        range: RB,
-    ) -> Result<Vec<Entry>, io::Error> {
-        let contents = self.shared.lock();
-        Ok(contents.entries.range(range).map(|(_, e)| e.clone()).collect())
-    }
-
-    async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
-        Ok(self.shared.lock().vote)
-    }
-}
+impl_log_reader!(LogReader, LogStore);
 
 impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogReader;

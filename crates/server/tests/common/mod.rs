@@ -64,3 +64,17 @@ pub fn grpc_status(error: &etcd_client::Error) -> Option<(tonic::Code, String)> 
         _ => None,
     }
 }
+
+/// Asserts that `result` failed with exactly this gRPC code and etcd message.
+pub fn assert_grpc_error<T: std::fmt::Debug>(
+    result: Result<T, etcd_client::Error>,
+    code: tonic::Code,
+    message: &str,
+) {
+    let error = result.expect_err(message);
+    assert_eq!(
+        grpc_status(&error),
+        Some((code, message.to_string())),
+        "{error:?}"
+    );
+}
