@@ -131,6 +131,18 @@ fn leader_hint(f: &ForwardToLeader<TypeConfig>) -> Option<(u64, MemberNode)> {
     }
 }
 
+/// A status with its source chain (tonic hides transport causes behind "transport error").
+fn describe(status: &tonic::Status) -> String {
+    let mut text = format!("{:?}: {}", status.code(), status.message());
+    let mut source = std::error::Error::source(status);
+    while let Some(error) = source {
+        text.push_str(": ");
+        text.push_str(&error.to_string());
+        source = error.source();
+    }
+    text
+}
+
 /// Whether a failed peer call certainly never reached the peer (safe to retry a write):
 /// only a failure to establish the connection qualifies. tonic reports transport failures
 /// as "transport error", so the cause is read from the error's source chain.
@@ -419,7 +431,7 @@ impl Node {
                     Err(status) => {
                         return Err(ConsensusError::OutcomeUnknown(format!(
                             "forwarding to leader {leader:x} failed: {}",
-                            status.message()
+                            describe(&status)
                         )))
                     }
                 }

@@ -37,10 +37,15 @@ pub enum Command {
 impl fmt::Display for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Command::Write(WriteRequest::Put(_)) => f.write_str("put"),
-            Command::Write(WriteRequest::DeleteRange(_)) => f.write_str("delete_range"),
-            Command::Write(WriteRequest::Txn(_)) => f.write_str("txn"),
-            Command::Write(WriteRequest::Compact { revision }) => write!(f, "compact({revision})"),
+            Command::Write(request) => f.write_str(match request {
+                WriteRequest::Put(_) => "put",
+                WriteRequest::DeleteRange(_) => "delete_range",
+                WriteRequest::Txn(_) => "txn",
+                WriteRequest::Compact { .. } => "compact",
+                WriteRequest::LeaseGrant { .. } => "lease_grant",
+                WriteRequest::LeaseRevoke { .. } => "lease_revoke",
+                WriteRequest::LeaseCheckpoint { .. } => "lease_checkpoint",
+            }),
         }
     }
 }

@@ -57,6 +57,12 @@ pub struct Config {
     pub request_timeout: u64,
     /// State-machine page cache budget in bytes. Default 268435456 (256 MiB).
     pub cache_bytes: u64,
+    /// Interval of watch progress notifications, in milliseconds. Default 600000 (10 min,
+    /// as etcd).
+    pub watch_progress_notify_interval: u64,
+    /// How long a watch stream may go without the client reading before it is ended, in
+    /// milliseconds. Default 10000.
+    pub watch_slow_client_timeout: u64,
     /// Log filter (`tracing` env-filter syntax). Default `info`.
     pub log_level: String,
 }
@@ -82,6 +88,8 @@ impl Default for Config {
             max_txn_ops: 128,
             request_timeout: 5_000,
             cache_bytes: 256 * 1024 * 1024,
+            watch_progress_notify_interval: 600_000,
+            watch_slow_client_timeout: 10_000,
             log_level: "info".into(),
         }
     }
@@ -152,6 +160,12 @@ pub struct Flags {
     /// State-machine cache budget (bytes).
     #[arg(long)]
     pub cache_bytes: Option<u64>,
+    /// Watch progress notification interval (ms).
+    #[arg(long)]
+    pub watch_progress_notify_interval: Option<u64>,
+    /// Watch slow-client timeout (ms).
+    #[arg(long)]
+    pub watch_slow_client_timeout: Option<u64>,
     /// Log filter.
     #[arg(long)]
     pub log_level: Option<String>,
@@ -213,6 +227,8 @@ impl Config {
             max_txn_ops,
             request_timeout,
             cache_bytes,
+            watch_progress_notify_interval,
+            watch_slow_client_timeout,
             log_level
         );
         Ok(builder.build()?.try_deserialize()?)
@@ -394,7 +410,10 @@ mod tests {
     #[test]
     fn the_example_file_parses_to_the_defaults() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/conclave.example.toml");
-        let flags = Flags { config_file: Some(PathBuf::from(path)), ..Flags::default() };
+        let flags = Flags {
+            config_file: Some(PathBuf::from(path)),
+            ..Flags::default()
+        };
         let loaded = Config::load(&flags).unwrap();
         let defaults = Config::default();
         assert_eq!(format!("{loaded:?}"), format!("{defaults:?}"));

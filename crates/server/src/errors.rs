@@ -17,7 +17,8 @@ pub fn mvcc_status(e: &MvccError) -> Status {
         | MvccError::LeaseProvided
         | MvccError::TooManyOps
         | MvccError::DuplicateKey => Code::InvalidArgument,
-        MvccError::Compacted | MvccError::FutureRevision => Code::OutOfRange,
+        MvccError::Compacted | MvccError::FutureRevision | MvccError::LeaseTtlTooLarge => Code::OutOfRange,
+        MvccError::LeaseExists => Code::FailedPrecondition,
         MvccError::LeaseNotFound => Code::NotFound,
         MvccError::Corrupt(_) => return Status::data_loss("etcdserver: corrupt cluster"),
         MvccError::Storage(_) => Code::Internal,

@@ -6,6 +6,7 @@ pub mod config;
 pub mod convert;
 pub mod errors;
 pub mod grpc;
+pub mod watch;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -13,13 +14,14 @@ use std::time::Duration;
 use conclave_consensus::{Node, PeerService};
 use conclave_proto::etcdserverpb::kv_server::KvServer;
 use conclave_proto::etcdserverpb::maintenance_server::MaintenanceServer;
+use conclave_proto::etcdserverpb::watch_server::WatchServer;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 
 pub use config::{Config, ConfigError, Flags};
-use grpc::{EtcdApi, Limits};
+use grpc::{ApiSettings, EtcdApi};
+use watch::SessionSettings;
 
 /// gRPC framing allowance above `--max-request-bytes`, as etcd: requests between the limit
 /// and this get etcd's "request is too large"; larger ones the transport refuses.
@@ -47,7 +49,7 @@ pub enum StartError {
 /// A running node: its consensus core and its gRPC servers.
 pub struct RunningNode {
     node: Node,
-    stop: watch::Sender<bool>,
+    stop: tokio::sync::watch::Sender<bool>,
     servers: Vec<JoinHandle<Result<(), tonic::transport::Error>>>,
 }
 
@@ -70,12 +72,18 @@ pub async fn start(config: &Config) -> Result<RunningNode, StartError> {
     let peer_listeners = bind(&config.peer_listen_addrs()?).await?;
 
     let node = Node::start(node_config).await?;
-    let limits = Limits {
+    let settings = ApiSettings {
         max_request_bytes: config.max_request_bytes,
         max_txn_ops: config.max_txn_ops,
+        watch: SessionSettings {
+            buffer: 256,
+            slow_client_timeout: Duration::from_millis(config.watch_slow_client_timeout),
+            progress_interval: Duration::from_millis(config.watch_progress_notify_interval.max(1)),
+            max_response_bytes: config.max_request_bytes,
+        },
     };
-    let api = EtcdApi::new(node.clone(), limits);
-    let (stop, stopped) = watch::channel(false);
+    let api = EtcdApi::new(node.clone(), settings);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
     let max_message = config.max_request_bytes + GRPC_OVERHEAD_BYTES;
 
     let mut servers = Vec::new();
@@ -86,6 +94,7 @@ pub async fn start(config: &Config) -> Result<RunningNode, StartError> {
             .http2_keepalive_interval(Some(Duration::from_secs(10)))
             .add_service(KvServer::new(api.clone()).max_decoding_message_size(max_message))
             .add_service(MaintenanceServer::new(api.clone()).max_decoding_message_size(max_message))
+            .add_service(WatchServer::new(api.clone()).max_decoding_message_size(max_message))
             // Joining members may name a client URL in --join.
             .add_service(PeerService::server(node.clone()));
         servers.push(tokio::spawn(router.serve_with_incoming_shutdown(
@@ -106,7 +115,7 @@ pub async fn start(config: &Config) -> Result<RunningNode, StartError> {
     Ok(RunningNode { node, stop, servers })
 }
 
-async fn wait_stopped(mut stopped: watch::Receiver<bool>) {
+async fn wait_stopped(mut stopped: tokio::sync::watch::Receiver<bool>) {
     let _ = stopped.wait_for(|s| *s).await;
 }
 

@@ -91,7 +91,7 @@ impl Kv for EtcdApi {
         let request = request.into_inner();
         self.check_size(&request)?;
         let txn = convert::txn_from_pb(request)?;
-        mvcc::validate_txn(&txn, self.limits.max_txn_ops).map_err(|e| mvcc_status(&e))?;
+        mvcc::validate_txn(&txn, self.settings.max_txn_ops).map_err(|e| mvcc_status(&e))?;
         match self.replicate(WriteRequest::Txn(txn)).await? {
             (WriteResponse::Txn(r), revision) => Ok(Response::new(convert::txn_to_pb(
                 r,

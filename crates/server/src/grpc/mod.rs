@@ -2,6 +2,7 @@
 
 pub mod kv;
 pub mod maintenance;
+pub mod watch;
 
 use conclave_consensus::Node;
 use conclave_proto::etcdserverpb::ResponseHeader;
@@ -9,30 +10,44 @@ use prost::Message;
 use tonic::Status;
 
 use crate::errors::REQUEST_TOO_LARGE;
+use crate::watch::SessionSettings;
 
 /// The etcd version this server reports; etcd 3.4/3.5 clients and Kubernetes accept it.
 pub const ETCD_COMPAT_VERSION: &str = "3.5.0";
 
-/// Request limits (etcd's `--max-request-bytes`, `--max-txn-ops`).
+/// Settings of the etcd services (limits are etcd's `--max-request-bytes`,
+/// `--max-txn-ops`).
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub struct ApiSettings {
     /// Largest accepted request, in encoded bytes.
     pub max_request_bytes: usize,
     /// Most operations in one txn branch.
     pub max_txn_ops: usize,
+    /// Watch sessions.
+    pub watch: SessionSettings,
 }
 
 /// State shared by the etcd services of one node.
 #[derive(Clone)]
 pub struct EtcdApi {
     node: Node,
-    limits: Limits,
+    settings: ApiSettings,
 }
 
 impl EtcdApi {
-    /// The services of `node`, enforcing `limits`.
-    pub fn new(node: Node, limits: Limits) -> EtcdApi {
-        EtcdApi { node, limits }
+    /// The services of `node`.
+    pub fn new(node: Node, settings: ApiSettings) -> EtcdApi {
+        EtcdApi { node, settings }
+    }
+
+    /// etcd clients send metadata `hasleader: true` to ask that a member without a leader
+    /// refuse the call rather than serve it.
+    fn require_leader_if_asked(&self, metadata: &tonic::metadata::MetadataMap) -> Result<(), Status> {
+        let asked = metadata.get("hasleader").and_then(|v| v.to_str().ok()) == Some("true");
+        if asked && self.node.status().leader.is_none() {
+            return Err(Status::unavailable("etcdserver: no leader"));
+        }
+        Ok(())
     }
 
     /// etcd's response header at `revision`.
@@ -47,7 +62,7 @@ impl EtcdApi {
 
     /// Refuses requests over the size limit with etcd's error.
     fn check_size(&self, request: &impl Message) -> Result<(), Status> {
-        if request.encoded_len() > self.limits.max_request_bytes {
+        if request.encoded_len() > self.settings.max_request_bytes {
             return Err(Status::invalid_argument(REQUEST_TOO_LARGE));
         }
         Ok(())
