@@ -9,9 +9,14 @@
 //! | `k` | `k` ‖ user key | latest live version ([`StoredVersion`]) |
 //! | `h` | `h` ‖ esc(user key) ‖ rev ‖ sub | [`HistoryRecord`]: a version or a tombstone |
 //! | `r` | `r` ‖ rev ‖ sub | [`RevisionRecord`]: which key changed how (the event log) |
+//! | `l` | `l` ‖ lease id | [`LeaseRecord`]: a granted lease (TTL, last checkpoint) |
+//! | `x` | `x` ‖ lease id ‖ user key | empty payload: the key's latest version is attached to the lease |
 //!
 //! `rev` and `sub` are big-endian u64 (revisions are never negative), so records sort
-//! by revision. `esc` is a memcomparable encoding (0x00 → 0x00 0xFF, terminated by
+//! by revision. A lease id is its i64 with the sign bit flipped, big-endian, so leases
+//! sort by id (negative ids included) and a lease's `x` records are contiguous, in key
+//! order (the id has a fixed width, so the user key needs no escaping). The `x` records
+//! are an index of the `k` records' `lease` field, kept in step by every write. `esc` is a memcomparable encoding (0x00 → 0x00 0xFF, terminated by
 //! 0x00 0x01): it is prefix-free and preserves byte order, so all history records of a
 //! key are contiguous and keys sort as the user keys do.
 //!
@@ -34,6 +39,8 @@ pub(crate) const TAG_APP: u8 = b'a';
 pub(crate) const TAG_LATEST: u8 = b'k';
 pub(crate) const TAG_HISTORY: u8 = b'h';
 pub(crate) const TAG_REVISION: u8 = b'r';
+pub(crate) const TAG_LEASE: u8 = b'l';
+pub(crate) const TAG_ATTACH: u8 = b'x';
 
 /// Meta record holding the current revision.
 pub(crate) const META_CURRENT_REVISION: &[u8] = b"current_revision";
@@ -140,6 +147,15 @@ pub(crate) enum HistoryRecord {
 pub(crate) struct RevisionRecord {
     pub(crate) key: Vec<u8>,
     pub(crate) kind: EventKind,
+}
+
+/// A granted lease as stored (the id lives in the record key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct LeaseRecord {
+    /// Granted TTL in seconds.
+    pub(crate) ttl: i64,
+    /// Remaining TTL at the last checkpoint, 0 = none (the full TTL).
+    pub(crate) remaining_ttl: i64,
 }
 
 fn push_u64_of(out: &mut Vec<u8>, n: i64) {
@@ -295,6 +311,76 @@ pub(crate) fn decode_revision_key(raw: &[u8]) -> Result<(i64, i64)> {
     parsed.ok_or_else(|| MvccError::Corrupt(format!("malformed revision index key {raw:?}")))
 }
 
+/// Order-preserving bytes of a lease id: sign bit flipped, big-endian.
+fn lease_id_bytes(id: i64) -> [u8; 8] {
+    ((id as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+fn lease_id_from(bytes: &[u8]) -> Option<i64> {
+    let arr: [u8; 8] = bytes.try_into().ok()?;
+    Some((u64::from_be_bytes(arr) ^ (1 << 63)) as i64)
+}
+
+pub(crate) fn lease_key(id: i64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9);
+    k.push(TAG_LEASE);
+    k.extend_from_slice(&lease_id_bytes(id));
+    k
+}
+
+/// Every `l` record.
+pub(crate) fn lease_records() -> KeyRange {
+    KeyRange {
+        lo: vec![TAG_LEASE],
+        hi: Some(vec![TAG_LEASE + 1]),
+    }
+}
+
+/// The lease id of an `l` record key.
+pub(crate) fn decode_lease_key(raw: &[u8]) -> Result<i64> {
+    let parsed = match raw {
+        [TAG_LEASE, rest @ ..] => lease_id_from(rest),
+        _ => None,
+    };
+    parsed.ok_or_else(|| MvccError::Corrupt(format!("malformed lease record key {raw:?}")))
+}
+
+fn attach_prefix(id: i64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9);
+    k.push(TAG_ATTACH);
+    k.extend_from_slice(&lease_id_bytes(id));
+    k
+}
+
+pub(crate) fn attach_key(id: i64, user_key: &[u8]) -> Vec<u8> {
+    let mut k = attach_prefix(id);
+    k.extend_from_slice(user_key);
+    k
+}
+
+/// The `x` records of one lease, in key order.
+pub(crate) fn attach_range(id: i64) -> KeyRange {
+    let hi = match id.checked_add(1) {
+        Some(next) => attach_prefix(next),
+        None => vec![TAG_ATTACH + 1],
+    };
+    KeyRange {
+        lo: attach_prefix(id),
+        hi: Some(hi),
+    }
+}
+
+/// Splits an `x` record key into (lease id, user key).
+pub(crate) fn decode_attach_key(raw: &[u8]) -> Result<(i64, Vec<u8>)> {
+    let parsed = match raw {
+        [TAG_ATTACH, rest @ ..] if rest.len() > 8 => {
+            lease_id_from(&rest[..8]).map(|id| (id, rest[8..].to_vec()))
+        }
+        _ => None,
+    };
+    parsed.ok_or_else(|| MvccError::Corrupt(format!("malformed lease attachment key {raw:?}")))
+}
+
 /// Human-readable name of a record, for error messages.
 pub(crate) fn describe(raw_key: &[u8]) -> String {
     match raw_key.first() {
@@ -316,6 +402,17 @@ pub(crate) fn describe(raw_key: &[u8]) -> String {
         Some(&TAG_REVISION) => match decode_revision_key(raw_key) {
             Ok((rev, sub)) => format!("revision index entry {rev}.{sub}"),
             Err(_) => format!("revision index record {raw_key:?}"),
+        },
+        Some(&TAG_LEASE) => match decode_lease_key(raw_key) {
+            Ok(id) => format!("lease {id}"),
+            Err(_) => format!("lease record {raw_key:?}"),
+        },
+        Some(&TAG_ATTACH) => match decode_attach_key(raw_key) {
+            Ok((id, key)) => format!(
+                "attachment of key {:?} to lease {id}",
+                String::from_utf8_lossy(&key)
+            ),
+            Err(_) => format!("lease attachment record {raw_key:?}"),
         },
         _ => format!("record {raw_key:?}"),
     }
@@ -386,6 +483,14 @@ pub(crate) fn check_record(raw_key: &[u8], raw_value: &[u8]) -> Result<()> {
         Some(&TAG_REVISION) => {
             decode_revision_key(raw_key)?;
             open_record::<RevisionRecord>(raw_key, raw_value).map(drop)
+        }
+        Some(&TAG_LEASE) => {
+            decode_lease_key(raw_key)?;
+            open_record::<LeaseRecord>(raw_key, raw_value).map(drop)
+        }
+        Some(&TAG_ATTACH) => {
+            decode_attach_key(raw_key)?;
+            open(raw_key, raw_value).map(drop)
         }
         _ => Err(MvccError::Corrupt(format!(
             "{}: unknown record tag",

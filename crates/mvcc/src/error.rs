@@ -24,7 +24,8 @@ pub enum MvccError {
     /// `ignore_lease` together with a lease (gRPC InvalidArgument).
     #[error("etcdserver: lease is provided")]
     LeaseProvided,
-    /// A put names a lease that does not exist (gRPC NotFound).
+    /// A put, revoke or grant names a lease that does not exist (or the reserved id 0)
+    /// (gRPC NotFound).
     #[error("etcdserver: requested lease not found")]
     LeaseNotFound,
     /// A txn has more ops than the server allows (gRPC InvalidArgument).
@@ -39,6 +40,13 @@ pub enum MvccError {
     /// A stored record failed its checksum or format check; the message names the record.
     #[error("mvcc corrupt record: {0}")]
     Corrupt(String),
+    // New variants go last: errors travel serialised (postcard numbers variants).
+    /// A lease grant names an id that is already granted (gRPC FailedPrecondition).
+    #[error("etcdserver: lease already exists")]
+    LeaseExists,
+    /// A lease grant asks for a TTL above 9,000,000,000 s (gRPC OutOfRange).
+    #[error("etcdserver: too large lease TTL")]
+    LeaseTtlTooLarge,
 }
 
 /// Result alias used by every fallible function of the crate.

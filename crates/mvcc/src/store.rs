@@ -197,8 +197,8 @@ impl Store {
         history::events(&state.view(), start_revision, end_revision, prev_kv)
     }
 
-    /// A crc32 over every MVCC record (revisions, latest index, history, event log) in key
-    /// order.
+    /// A crc32 over every MVCC record (revisions, latest index, history, event log, leases
+    /// and their key attachments) in key order.
     ///
     /// Guarantees: members that applied the same writes and compactions (or installed a
     /// snapshot of such a member) get the same hash. App meta is excluded: it holds each

@@ -27,7 +27,7 @@ pub(crate) fn execute_txn(exec: &mut Exec<'_>, req: &TxnRequest) -> Result<TxnRe
                 if (p.ignore_value || p.ignore_lease) && view.latest(&p.key)?.is_none() {
                     return Err(MvccError::KeyNotFound);
                 }
-                if p.lease != 0 && !exec.lease_exists(p.lease) {
+                if p.lease != 0 && !exec.lease_exists(p.lease)? {
                     return Err(MvccError::LeaseNotFound);
                 }
                 Ok(())

@@ -289,6 +289,55 @@ pub enum WriteRequest {
         /// The new compact revision.
         revision: i64,
     },
+    /// Grant a lease (etcd `LeaseGrant` as applied): `LeaseExists` if `id` is taken,
+    /// `LeaseTtlTooLarge` above 9,000,000,000 s. The server chooses the id when the
+    /// client sends 0 and raises `ttl` to its minimum before proposing; the store keeps
+    /// the `ttl` it is given. Does not bump the revision.
+    LeaseGrant {
+        /// The lease id (non-zero; see [`crate::validate_lease_grant`]).
+        id: i64,
+        /// Time to live in seconds.
+        ttl: i64,
+    },
+    /// Revoke a lease (etcd `LeaseRevoke`, also used for expiry): deletes every key
+    /// attached to it in one new revision (one delete event per key, in key order; no
+    /// revision when none is attached) and removes the lease. `LeaseNotFound` if unknown.
+    LeaseRevoke {
+        /// The lease id.
+        id: i64,
+    },
+    /// Record leases' remaining TTLs (etcd's internal `LeaseCheckpoint`); unknown ids are
+    /// ignored. Does not bump the revision.
+    LeaseCheckpoint {
+        /// One entry per lease, applied in order.
+        checkpoints: Vec<LeaseCheckpoint>,
+    },
+}
+
+/// One lease's remaining TTL as of a checkpoint (etcd `LeaseCheckpoint`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LeaseCheckpoint {
+    /// The lease id.
+    pub id: i64,
+    /// Remaining TTL in seconds; 0 = the full TTL (recorded after a keep-alive).
+    pub remaining_ttl: i64,
+}
+
+/// A lease as stored, returned by [`crate::Store::lease`] and [`crate::Store::leases`].
+///
+/// Guarantees: `keys` are exactly the live keys whose latest version carries this lease,
+/// in key order (left empty by [`crate::Store::leases`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseInfo {
+    /// The lease id.
+    pub id: i64,
+    /// Granted TTL in seconds.
+    pub ttl: i64,
+    /// Remaining TTL at the last checkpoint; 0 = no checkpoint (or reset by a keep-alive),
+    /// i.e. the full TTL.
+    pub remaining_ttl: i64,
+    /// Attached keys in key order.
+    pub keys: Vec<Vec<u8>>,
 }
 
 /// Result of a [`WriteRequest`], variant for variant.
@@ -302,6 +351,17 @@ pub enum WriteResponse {
     Txn(TxnResponse),
     /// The compaction was applied.
     Compact,
+    /// The lease was granted.
+    LeaseGrant {
+        /// The lease id.
+        id: i64,
+        /// The stored TTL.
+        ttl: i64,
+    },
+    /// The lease was revoked and its keys deleted.
+    LeaseRevoke,
+    /// The checkpoints were recorded.
+    LeaseCheckpoint,
 }
 
 /// What a [`crate::WriteTxn::commit`] made durable-on-flush and visible.

@@ -1,6 +1,7 @@
 //! Request validation, pure functions: the checks etcd's gRPC layer runs before a
 //! request is proposed (`checkRangeRequest`, `checkPutRequest`, `checkDeleteRequest`,
-//! `checkTxnRequest`, `checkIntervals` in etcd's v3rpc/key.go).
+//! `checkTxnRequest`, `checkIntervals` in etcd's v3rpc/key.go), plus the stateless
+//! checks of etcd's `lessor.Grant`.
 //!
 //! [`crate::WriteTxn::execute`] runs the same checks again (without the op limit), so an
 //! invalid command that reaches the state machine fails identically on every member.
@@ -38,6 +39,26 @@ pub fn validate_put(req: &PutRequest) -> Result<()> {
 pub fn validate_delete_range(req: &DeleteRangeRequest) -> Result<()> {
     if req.key.is_empty() {
         return Err(MvccError::KeyNotProvided);
+    }
+    Ok(())
+}
+
+/// etcd's maximum lease TTL in seconds (`lease.MaxLeaseTTL`).
+pub const MAX_LEASE_TTL: i64 = 9_000_000_000;
+
+/// Accepts a lease grant unless its id is 0 (`LeaseNotFound`, as etcd's `lessor.Grant`
+/// answers for the reserved "no lease" id; the server replaces a client's 0 by a chosen
+/// id before proposing) or its TTL exceeds [`MAX_LEASE_TTL`] (`LeaseTtlTooLarge`).
+///
+/// Negative ids are accepted, as etcd accepts them (neither its gRPC layer nor its
+/// lessor checks the sign; only server-chosen ids are guaranteed positive). Whether the
+/// id is already granted is decided when the grant is applied (`LeaseExists`).
+pub fn validate_lease_grant(id: i64, ttl: i64) -> Result<()> {
+    if id == 0 {
+        return Err(MvccError::LeaseNotFound);
+    }
+    if ttl > MAX_LEASE_TTL {
+        return Err(MvccError::LeaseTtlTooLarge);
     }
     Ok(())
 }
@@ -207,6 +228,23 @@ mod tests {
             ..ok
         };
         assert_eq!(validate_put(&both_ok), Ok(()));
+    }
+
+    #[test]
+    fn lease_grant_validation() {
+        assert_eq!(validate_lease_grant(1, 5), Ok(()));
+        assert_eq!(validate_lease_grant(-7, 5), Ok(()), "etcd accepts negative ids");
+        assert_eq!(validate_lease_grant(i64::MAX, MAX_LEASE_TTL), Ok(()));
+        assert_eq!(
+            validate_lease_grant(1, -3),
+            Ok(()),
+            "the server raises small TTLs"
+        );
+        assert_eq!(validate_lease_grant(0, 5), Err(MvccError::LeaseNotFound));
+        assert_eq!(
+            validate_lease_grant(1, MAX_LEASE_TTL + 1),
+            Err(MvccError::LeaseTtlTooLarge)
+        );
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! The single writer path: [`WriteTxn`] stages client requests (put, delete, txn,
-//! compact) and caller metadata, and commits them with one atomic batch.
+//! compact, lease grant/revoke/checkpoint) and caller metadata, and commits them with one
+//! atomic batch.
 
 use crate::backend::{OrderedTree, Tree};
 use crate::encoding::{
-    history_key, latest_key, meta_key, revision_key, seal, seal_record, HistoryRecord, RevisionRecord,
-    StoredVersion, UserEnd, META_CURRENT_REVISION,
+    attach_key, history_key, latest_key, meta_key, revision_key, seal, seal_record, HistoryRecord,
+    RevisionRecord, StoredVersion, UserEnd, META_CURRENT_REVISION,
 };
 use crate::error::{MvccError, Result};
 use crate::store::{ensure_fresh, Store};
@@ -12,9 +13,9 @@ use crate::types::{
     CommitOutcome, DeleteRangeRequest, DeleteRangeResponse, Event, EventKind, KeyValue, PutRequest,
     PutResponse, RangeRequest, RangeResponse, WriteRequest, WriteResponse,
 };
-use crate::validate::{validate_delete_range, validate_put, validate_txn};
+use crate::validate::{validate_delete_range, validate_lease_grant, validate_put, validate_txn};
 use crate::view::{Pending, View};
-use crate::{compaction, range, txn};
+use crate::{compaction, lease, range, txn};
 
 /// The store's single writer: applies client requests and caller metadata, then commits
 /// them together.
@@ -22,7 +23,8 @@ use crate::{compaction, range, txn};
 /// Guarantees:
 /// - [`WriteTxn::execute`] is all-or-nothing: on `Err` nothing of that request is staged.
 /// - Each executed request that changes something gets its own next revision; requests
-///   that change nothing (a delete matching no key, a read-only txn, a compaction) don't.
+///   that change no key (a delete matching no key, a read-only txn, a compaction, a lease
+///   grant or checkpoint, a revoke of a lease without keys) don't.
 /// - Nothing is visible to readers before [`WriteTxn::commit`], which writes every staged
 ///   record, app meta included, in one atomic batch: after a crash either all of it or
 ///   none of it is present (durable once [`Store::flush`] returns).
@@ -130,7 +132,10 @@ fn validate_write(req: &WriteRequest) -> Result<()> {
         WriteRequest::Put(p) => validate_put(p),
         WriteRequest::DeleteRange(d) => validate_delete_range(d),
         WriteRequest::Txn(t) => validate_txn(t, usize::MAX),
-        WriteRequest::Compact { .. } => Ok(()),
+        WriteRequest::LeaseGrant { id, ttl } => validate_lease_grant(*id, *ttl),
+        WriteRequest::Compact { .. }
+        | WriteRequest::LeaseRevoke { .. }
+        | WriteRequest::LeaseCheckpoint { .. } => Ok(()),
     }
 }
 
@@ -176,6 +181,18 @@ impl<'t> Exec<'t> {
             WriteRequest::Compact { revision } => {
                 compaction::compact(self, *revision)?;
                 WriteResponse::Compact
+            }
+            WriteRequest::LeaseGrant { id, ttl } => {
+                lease::grant(self, *id, *ttl)?;
+                WriteResponse::LeaseGrant { id: *id, ttl: *ttl }
+            }
+            WriteRequest::LeaseRevoke { id } => {
+                lease::revoke(self, *id)?;
+                WriteResponse::LeaseRevoke
+            }
+            WriteRequest::LeaseCheckpoint { checkpoints } => {
+                lease::checkpoint(self, checkpoints)?;
+                WriteResponse::LeaseCheckpoint
             }
         };
         if self.sub > 0 {
@@ -244,12 +261,10 @@ impl<'t> Exec<'t> {
         Ok(sub)
     }
 
-    /// Whether lease `id` exists. Leases are not implemented yet, so none does and a put
-    /// naming a lease fails with `LeaseNotFound`, as etcd answers for an unknown lease.
-    /// The lease table plugs in here; it must answer from replicated state so every member
-    /// decides identically when applying the same entry.
-    pub(crate) fn lease_exists(&self, _id: i64) -> bool {
-        false
+    /// Whether lease `id` is granted, including grants and revokes staged earlier in this
+    /// write txn (replicated state only, so every member decides identically).
+    pub(crate) fn lease_exists(&self, id: i64) -> Result<bool> {
+        Ok(lease::read_lease(&self.view(), id)?.is_some())
     }
 
     /// A range read inside the request (sees its earlier writes).
@@ -257,14 +272,17 @@ impl<'t> Exec<'t> {
         range::range(&self.view(), req)
     }
 
-    /// etcd's put: always a change (even with the same value).
+    /// etcd's put: always a change (even with the same value). Moves the key's lease
+    /// attachment from its previous lease (if any) to the new one (if any).
     pub(crate) fn put(&mut self, req: &PutRequest) -> Result<PutResponse> {
+        // etcd's standalone put checks the lease first (inside a txn, `execute_txn`
+        // checks every put beforehand, key first, as etcd's `checkRequestPut`).
+        if req.lease != 0 && !self.lease_exists(req.lease)? {
+            return Err(MvccError::LeaseNotFound);
+        }
         let prev = self.view().latest(&req.key)?;
         if (req.ignore_value || req.ignore_lease) && prev.is_none() {
             return Err(MvccError::KeyNotFound);
-        }
-        if req.lease != 0 && !self.lease_exists(req.lease) {
-            return Err(MvccError::LeaseNotFound);
         }
         let rev = self.revision;
         let sub = self.next_sub()?;
@@ -289,6 +307,15 @@ impl<'t> Exec<'t> {
             key: req.key.clone(),
             kind: EventKind::Put,
         })?;
+        let old_lease = prev.as_ref().map_or(0, |p| p.lease);
+        if old_lease != kv.lease {
+            if old_lease != 0 {
+                self.stage(attach_key(old_lease, &req.key), None);
+            }
+            if kv.lease != 0 {
+                self.stage(attach_key(kv.lease, &req.key), Some(seal(&[])));
+            }
+        }
         self.stage(latest_key(&req.key), Some(latest));
         self.stage(history_key(&req.key, rev, sub), Some(history));
         self.stage(revision_key(rev, sub), Some(index));
@@ -302,7 +329,8 @@ impl<'t> Exec<'t> {
         })
     }
 
-    /// etcd's delete: one tombstone and one event per live key in the range, in key order.
+    /// etcd's delete: one tombstone and one event per live key in the range, in key order;
+    /// each deleted key is detached from its lease.
     pub(crate) fn delete_range(&mut self, req: &DeleteRangeRequest) -> Result<DeleteRangeResponse> {
         let end = UserEnd::parse(&req.range_end);
         let mut victims = Vec::new();
@@ -320,6 +348,9 @@ impl<'t> Exec<'t> {
                 key: prev.key.clone(),
                 kind: EventKind::Delete,
             })?;
+            if prev.lease != 0 {
+                self.stage(attach_key(prev.lease, &prev.key), None);
+            }
             self.stage(latest_key(&prev.key), None);
             self.stage(history_key(&prev.key, rev, sub), Some(history));
             self.stage(revision_key(rev, sub), Some(index));

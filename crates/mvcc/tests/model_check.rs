@@ -1,5 +1,6 @@
 //! Property tests: the store against the in-memory model (`model/mod.rs`), and state
-//! preservation across reopen and snapshot export/import.
+//! preservation across reopen and snapshot export/import. Leases come from a small id
+//! space (`LEASE_IDS`) so grants, puts with leases and revokes collide often.
 
 mod model;
 
@@ -33,12 +34,19 @@ fn range_end() -> impl Strategy<Value = Vec<u8>> {
     ])
 }
 
+/// Lease ids the requests use; 3 and -1 are granted less often than 1 and 2.
+const LEASE_IDS: [i64; 4] = [1, 2, 3, -1];
+
+fn lease_id() -> impl Strategy<Value = i64> {
+    select(vec![1i64, 1, 2, 2, 3, -1])
+}
+
 fn value() -> impl Strategy<Value = Vec<u8>> {
     select(vec![vec![], b"x".to_vec(), b"y".to_vec(), b"zz".to_vec()])
 }
 
 fn put_req() -> impl Strategy<Value = PutRequest> {
-    (key(), value(), any::<bool>(), 0..20u8).prop_map(|(key, value, prev_kv, f)| {
+    (key(), value(), any::<bool>(), 0..20u8, lease_id()).prop_map(|(key, value, prev_kv, f, lease)| {
         let mut p = PutRequest {
             key,
             value,
@@ -49,7 +57,9 @@ fn put_req() -> impl Strategy<Value = PutRequest> {
             7 => (p.ignore_value, p.value) = (true, vec![]),
             8 => p.ignore_lease = true,
             9 => (p.ignore_value, p.ignore_lease, p.value) = (true, true, vec![]),
-            10 => p.lease = 5,
+            10..=13 => p.lease = lease,
+            14 => p.lease = 5, // never granted
+            15 => (p.ignore_value, p.value, p.lease) = (true, vec![], lease),
             19 => p.ignore_value = true, // ValueProvided unless the value is empty
             _ => {}
         }
@@ -124,7 +134,7 @@ fn compare() -> impl Strategy<Value = Compare> {
                 1 => CompareTarget::Create(n),
                 2 => CompareTarget::Mod(n),
                 3 => CompareTarget::Value(v),
-                _ => CompareTarget::Lease(n % 2),
+                _ => CompareTarget::Lease(n % 4),
             },
         })
 }
@@ -168,12 +178,26 @@ enum Req {
     Compact(u32),
 }
 
+fn lease_req() -> impl Strategy<Value = WriteRequest> {
+    let ttl = select(vec![-1i64, 0, 5, 60, MAX_LEASE_TTL, MAX_LEASE_TTL + 1]);
+    let grant_id = select(vec![1i64, 1, 2, 2, 3, -1, 0]);
+    let checkpoint = (select(vec![1i64, 2, 3, -1, 9]), select(vec![0i64, 3, 10]))
+        .prop_map(|(id, remaining_ttl)| LeaseCheckpoint { id, remaining_ttl });
+    prop_oneof![
+        3 => (grant_id, ttl).prop_map(|(id, ttl)| WriteRequest::LeaseGrant { id, ttl }),
+        2 => select(vec![1i64, 2, 3, -1, 0]).prop_map(|id| WriteRequest::LeaseRevoke { id }),
+        1 => prop::collection::vec(checkpoint, 0..3)
+            .prop_map(|checkpoints| WriteRequest::LeaseCheckpoint { checkpoints }),
+    ]
+}
+
 fn req() -> impl Strategy<Value = Req> {
     prop_oneof![
         5 => put_req().prop_map(|p| Req::Write(WriteRequest::Put(p))),
         2 => del_req().prop_map(|d| Req::Write(WriteRequest::DeleteRange(d))),
         3 => txn_req().prop_map(|t| Req::Write(WriteRequest::Txn(t))),
         1 => any::<u32>().prop_map(Req::Compact),
+        3 => lease_req().prop_map(Req::Write),
     ]
 }
 
@@ -251,6 +275,12 @@ fn check_step(store: &Store, model: &mut Model, step: &Step) -> std::result::Res
     prop_assert_eq!(&out.events[..], &model.events[events_before..]);
     prop_assert_eq!(store.current_revision(), model.current);
     prop_assert_eq!(store.compact_revision(), model.compact);
+    // Leases, and exactly the keys the model derives as attached (so a revoke deleted
+    // exactly those: the model deletes the keys whose latest version carries the lease).
+    prop_assert_eq!(store.leases().unwrap(), model.lease_list());
+    for id in LEASE_IDS {
+        prop_assert_eq!(store.lease(id).unwrap(), model.lease(id), "lease {}", id);
+    }
 
     for (req, seed) in &step.checks {
         let mut req = req.clone();
@@ -279,6 +309,8 @@ struct Observed {
     ranges: Vec<Result<RangeResponse>>,
     events: Result<Vec<Event>>,
     app_meta: Option<Vec<u8>>,
+    leases: Vec<LeaseInfo>,
+    lease_keys: Vec<Option<LeaseInfo>>,
 }
 
 fn observe(s: &Store) -> Observed {
@@ -299,6 +331,8 @@ fn observe(s: &Store) -> Observed {
         ranges,
         events: s.events(s.compact_revision(), i64::MAX, true),
         app_meta: s.app_meta("applied").unwrap(),
+        leases: s.leases().unwrap(),
+        lease_keys: LEASE_IDS.iter().map(|&id| s.lease(id).unwrap()).collect(),
     }
 }
 
@@ -348,6 +382,7 @@ proptest! {
             (observe(&store), records)
         };
         prop_assert_eq!(before.current, model.current);
+        prop_assert_eq!(&before.leases, &model.lease_list());
         let db = open_db_retrying(dir.path());
         let reopened = Store::open(&db, GroupId(9)).unwrap();
         prop_assert_eq!(observe(&reopened), before.clone());

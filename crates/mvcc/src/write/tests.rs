@@ -118,7 +118,7 @@ fn ignore_value_and_lease() {
 }
 
 #[test]
-fn leases_are_unknown_until_implemented() {
+fn put_with_an_ungranted_lease_fails() {
     let (_db, s) = new_store();
     let req = PutRequest {
         lease: 77,

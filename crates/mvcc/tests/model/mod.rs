@@ -1,7 +1,8 @@
 //! A plain in-memory model of etcd's MVCC semantics: every key's full history in a
-//! `BTreeMap`, no compaction of data (compaction only moves the readable floor), and the
-//! event stream as a list. Written for clarity, not speed, independently of the store's
-//! record layout.
+//! `BTreeMap`, no compaction of data (compaction only moves the readable floor), the
+//! event stream as a list, and leases as a map of id → (ttl, remaining ttl) whose
+//! attached keys are derived from the keys' latest versions (no separate index). Written
+//! for clarity, not speed, independently of the store's record layout.
 
 use conclave_mvcc::*;
 use std::collections::BTreeMap;
@@ -16,6 +17,8 @@ pub struct Model {
     pub compact: i64,
     /// Every event ever, with `prev_kv` filled when the key had a live version.
     pub events: Vec<Event>,
+    /// Granted leases: id → (ttl, remaining ttl at the last checkpoint).
+    pub leases: BTreeMap<i64, (i64, i64)>,
 }
 
 impl Default for Model {
@@ -25,6 +28,7 @@ impl Default for Model {
             current: 1,
             compact: 0,
             events: Vec::new(),
+            leases: BTreeMap::new(),
         }
     }
 }
@@ -135,6 +139,39 @@ impl Model {
         Ok(RangeResponse { kvs, more, count })
     }
 
+    /// Live keys whose latest version carries lease `id`, in key order.
+    pub fn attached(&self, id: i64) -> Vec<Vec<u8>> {
+        self.hist
+            .keys()
+            .filter(|k| self.latest(k).is_some_and(|kv| kv.lease == id))
+            .cloned()
+            .collect()
+    }
+
+    /// What `Store::lease(id)` must answer.
+    pub fn lease(&self, id: i64) -> Option<LeaseInfo> {
+        let &(ttl, remaining_ttl) = self.leases.get(&id)?;
+        Some(LeaseInfo {
+            id,
+            ttl,
+            remaining_ttl,
+            keys: self.attached(id),
+        })
+    }
+
+    /// What `Store::leases()` must answer (no keys).
+    pub fn lease_list(&self) -> Vec<LeaseInfo> {
+        self.leases
+            .iter()
+            .map(|(&id, &(ttl, remaining_ttl))| LeaseInfo {
+                id,
+                ttl,
+                remaining_ttl,
+                keys: vec![],
+            })
+            .collect()
+    }
+
     pub fn range(&self, req: &RangeRequest) -> Result<RangeResponse> {
         self.range_at(req, self.current)
     }
@@ -186,16 +223,51 @@ impl Model {
                 self.compact = *revision;
                 WriteResponse::Compact
             }
+            WriteRequest::LeaseGrant { id, ttl } => {
+                if *id == 0 {
+                    return Err(MvccError::LeaseNotFound);
+                }
+                if *ttl > 9_000_000_000 {
+                    return Err(MvccError::LeaseTtlTooLarge);
+                }
+                if self.leases.contains_key(id) {
+                    return Err(MvccError::LeaseExists);
+                }
+                self.leases.insert(*id, (*ttl, 0));
+                WriteResponse::LeaseGrant { id: *id, ttl: *ttl }
+            }
+            WriteRequest::LeaseRevoke { id } => {
+                if self.leases.remove(id).is_none() {
+                    return Err(MvccError::LeaseNotFound);
+                }
+                for key in self.attached(*id) {
+                    let d = DeleteRangeRequest {
+                        key,
+                        ..Default::default()
+                    };
+                    self.delete(&d, ex);
+                }
+                WriteResponse::LeaseRevoke
+            }
+            WriteRequest::LeaseCheckpoint { checkpoints } => {
+                for cp in checkpoints {
+                    if let Some(l) = self.leases.get_mut(&cp.id) {
+                        l.1 = cp.remaining_ttl;
+                    }
+                }
+                WriteResponse::LeaseCheckpoint
+            }
         })
     }
 
+    /// A put; a standalone put checks the lease before the key (etcd).
     fn put(&mut self, p: &PutRequest, ex: &mut Exec) -> Result<PutResponse> {
+        if p.lease != 0 && !self.leases.contains_key(&p.lease) {
+            return Err(MvccError::LeaseNotFound);
+        }
         let prev = self.latest(&p.key);
         if (p.ignore_value || p.ignore_lease) && prev.is_none() {
             return Err(MvccError::KeyNotFound);
-        }
-        if p.lease != 0 {
-            return Err(MvccError::LeaseNotFound);
         }
         let kv = KeyValue {
             key: p.key.clone(),
@@ -314,7 +386,7 @@ impl Model {
                 if (p.ignore_value || p.ignore_lease) && self.latest(&p.key).is_none() {
                     return Err(MvccError::KeyNotFound);
                 }
-                if p.lease != 0 {
+                if p.lease != 0 && !self.leases.contains_key(&p.lease) {
                     return Err(MvccError::LeaseNotFound);
                 }
             }
