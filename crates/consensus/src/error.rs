@@ -19,6 +19,9 @@ pub enum ConsensusError {
     /// The state machine rejected the request (deterministically, on every member).
     #[error(transparent)]
     Rejected(#[from] MvccError),
+    /// The leader refused a membership change.
+    #[error(transparent)]
+    Membership(#[from] crate::peer::MembershipRefusal),
     /// A peer could not be reached.
     #[error("peer unreachable: {0}")]
     Unreachable(String),

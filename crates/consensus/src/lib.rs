@@ -6,10 +6,12 @@
 //! `linearizable_barrier` (read index), `status`, `members`, and [`PeerService`] on the
 //! peer port.
 
+pub mod bootstrap;
 pub mod codec;
 pub mod error;
 pub mod identity;
 pub mod log_store;
+pub mod membership;
 pub mod network;
 pub mod node;
 pub mod peer;
@@ -20,5 +22,6 @@ pub mod types;
 
 pub use error::{ConsensusError, Result};
 pub use node::{Bootstrap, Member, Node, NodeConfig, NodeStatus, DEFAULT_GROUP};
+pub use peer::{MembershipChange, MembershipRefusal};
 pub use service::PeerService;
 pub use types::{Command, CommandResult, MemberNode};

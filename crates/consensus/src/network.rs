@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -36,11 +37,13 @@ use crate::types::{MemberNode, TypeConfig, Vote};
 /// Size of one streamed snapshot chunk.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
 
-/// Shared pool of peer channels, keyed by URL. tonic channels reconnect by themselves.
+/// Shared pool of peer channels, keyed by URL (tonic channels reconnect by themselves),
+/// and the cluster id every outgoing message is stamped with.
 #[derive(Clone, Default)]
 pub struct PeerChannels {
     local_ip: Option<IpAddr>,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    cluster_id: Arc<AtomicU64>,
 }
 
 impl PeerChannels {
@@ -49,7 +52,19 @@ impl PeerChannels {
         PeerChannels {
             local_ip,
             channels: Arc::default(),
+            cluster_id: Arc::default(),
         }
+    }
+
+    /// Stamps outgoing messages with `cluster_id` from now on (0 until a member knows its
+    /// cluster).
+    pub fn set_cluster_id(&self, cluster_id: u64) {
+        self.cluster_id.store(cluster_id, Ordering::Relaxed);
+    }
+
+    /// The cluster id outgoing messages carry.
+    pub fn cluster_id(&self) -> u64 {
+        self.cluster_id.load(Ordering::Relaxed)
     }
 
     /// The channel to `url`, created lazily (no connection is made until it is used).
@@ -157,10 +172,12 @@ impl PeerClient {
         let mut req = tonic::Request::new(RaftRequest {
             group_id: self.group.0,
             payload,
+            cluster_id: self.channels.cluster_id(),
         });
         req.set_timeout(option.hard_ttl());
         let reply = match method {
             Method::Vote => client.vote(req).await,
+            Method::PreVote => client.pre_vote(req).await,
             Method::Append => client.append_entries(req).await,
             Method::TransferLeader => client.transfer_leader(req).await,
         }
@@ -181,6 +198,7 @@ impl PeerClient {
 #[derive(Clone, Copy)]
 enum Method {
     Vote,
+    PreVote,
     Append,
     TransferLeader,
 }
@@ -203,6 +221,15 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
         self.call::<_, _, RaftError<TypeConfig>>(Method::Vote, &rpc, &option)
+            .await
+    }
+
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.call::<_, _, RaftError<TypeConfig>>(Method::PreVote, &rpc, &option)
             .await
     }
 
@@ -232,6 +259,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             .await
             .map_err(|e| StreamingError::Network(network(format!("open snapshot: {e}"))))?;
         let group_id = self.group.0;
+        let cluster_id = self.channels.cluster_id();
 
         // Chunks are read from the file as the stream is polled, so at most a few chunks
         // are in memory whatever the snapshot's size.
@@ -243,6 +271,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
                     meta,
                     data: Vec::new(),
                     done: false,
+                    cluster_id,
                 })
                 .await
                 .is_err()
@@ -260,6 +289,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
                         meta: Vec::new(),
                         data: buf,
                         done,
+                        cluster_id,
                     })
                     .await
                     .is_err()

@@ -10,23 +10,21 @@ use std::time::{Duration, Instant};
 use conclave_mvcc::{CommitOutcome, GroupId, Store};
 use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ClientWriteError, ForwardToLeader, LinearizableReadError, RaftError};
-use openraft::{ChangeMembers, Config, ReadPolicy, ServerState, SnapshotPolicy};
+use openraft::{Config, ReadPolicy, ServerState, SnapshotPolicy};
 use tokio::sync::broadcast;
 
+use crate::bootstrap::{identity_from_cluster, static_identity, static_member_id};
 use crate::error::{ConsensusError, Result};
-use crate::identity::{stable_id, Identity};
+use crate::identity::Identity;
 use crate::log_store::{LogStore, DEFAULT_SEGMENT_BYTES};
 use crate::network::{PeerChannels, PeerNetwork};
-use crate::peer::{PeerReply, PeerRequest};
+use crate::peer::{describe, never_sent, PeerReply, PeerRequest};
 use crate::snapshot::SnapshotDir;
 use crate::state_machine::StateMachine;
 use crate::types::{Command, CommandResult, MemberNode, Raft, TypeConfig};
 
 /// The only Raft group today; every message and storage name already carries it.
 pub const DEFAULT_GROUP: GroupId = GroupId(1);
-
-/// A learner is promoted once its replicated log is at most this many entries behind.
-const PROMOTE_MAX_LAG: u64 = 64;
 
 /// How a member starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,7 +108,7 @@ pub struct NodeStatus {
 }
 
 /// One member in the current membership.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
     /// Member id.
     pub id: u64,
@@ -124,45 +122,11 @@ fn fatal<E: std::fmt::Display>(e: E) -> ConsensusError {
     ConsensusError::Fatal(e.to_string())
 }
 
-fn leader_hint(f: &ForwardToLeader<TypeConfig>) -> Option<(u64, MemberNode)> {
+pub(crate) fn leader_hint(f: &ForwardToLeader<TypeConfig>) -> Option<(u64, MemberNode)> {
     match (&f.leader_id, &f.leader_node) {
         (Some(id), Some(node)) => Some((*id, node.clone())),
         _ => None,
     }
-}
-
-/// A status with its source chain (tonic hides transport causes behind "transport error").
-fn describe(status: &tonic::Status) -> String {
-    let mut text = format!("{:?}: {}", status.code(), status.message());
-    let mut source = std::error::Error::source(status);
-    while let Some(error) = source {
-        text.push_str(": ");
-        text.push_str(&error.to_string());
-        source = error.source();
-    }
-    text
-}
-
-/// Whether a failed peer call certainly never reached the peer (safe to retry a write):
-/// only a failure to establish the connection qualifies. tonic reports transport failures
-/// as "transport error", so the cause is read from the error's source chain.
-fn never_sent(status: &tonic::Status) -> bool {
-    if status.code() != tonic::Code::Unavailable {
-        return false;
-    }
-    let is_connect =
-        |text: &str| text.contains("tcp connect error") || text.contains("error trying to connect");
-    if is_connect(status.message()) {
-        return true;
-    }
-    let mut source = std::error::Error::source(status);
-    while let Some(error) = source {
-        if is_connect(&error.to_string()) {
-            return true;
-        }
-        source = error.source();
-    }
-    false
 }
 
 impl Node {
@@ -191,13 +155,34 @@ impl Node {
             }
             None => {
                 let identity = match &config.bootstrap {
-                    Bootstrap::Join(urls) => join_cluster(&channels, urls, &me).await?,
-                    Bootstrap::New | Bootstrap::Existing => static_identity(&config)?,
+                    Bootstrap::Join(urls) => {
+                        identity_from_cluster(&channels, urls, PeerRequest::Join(me.clone()), &config.name)
+                            .await?
+                    }
+                    Bootstrap::Existing => {
+                        // Added earlier with MemberAdd: the cluster knows this member by its
+                        // peer URLs. Ask the other initial members.
+                        let others: Vec<String> = config
+                            .initial_cluster
+                            .iter()
+                            .filter(|(name, _)| *name != config.name)
+                            .map(|(_, url)| url.clone())
+                            .collect();
+                        identity_from_cluster(
+                            &channels,
+                            &others,
+                            PeerRequest::Identify(me.clone()),
+                            &config.name,
+                        )
+                        .await?
+                    }
+                    Bootstrap::New => static_identity(&config)?,
                 };
                 identity.save(&config.data_dir)?;
                 identity
             }
         };
+        channels.set_cluster_id(identity.cluster_id);
         tracing::info!(
             name = %identity.name,
             member_id = format!("{:x}", identity.member_id),
@@ -241,6 +226,9 @@ impl Node {
             snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_count.max(1)),
             max_in_snapshot_log_to_keep: config.snapshot_catchup_entries,
             install_snapshot_timeout: 30_000,
+            // Bounds a replication message: entries are at most the request limit each.
+            max_payload_entries: 64,
+            enable_pre_vote: Some(true),
             ..Default::default()
         }
         .validate()
@@ -273,10 +261,9 @@ impl Node {
         {
             node.initialize().await?;
         }
-        if matches!(node.inner.config.bootstrap, Bootstrap::Join(_)) {
-            let promoter = node.clone();
-            tokio::spawn(async move { promoter.promote_self().await });
-        }
+        let maintainer = node.clone();
+        let joined = matches!(maintainer.inner.config.bootstrap, Bootstrap::Join(_));
+        tokio::spawn(async move { maintainer.maintain_own_membership(joined).await });
         Ok(node)
     }
 
@@ -308,28 +295,6 @@ impl Node {
         }
     }
 
-    /// After joining as a learner, asks the leader to promote this member until it is a voter.
-    async fn promote_self(&self) {
-        let id = self.member_id();
-        let mut wait = Duration::from_millis(200);
-        loop {
-            if self.inner.raft.voter_ids().any(|v| v == id) {
-                tracing::info!("promoted to voter");
-                return;
-            }
-            match self.ask_leader(PeerRequest::Promote(id)).await {
-                Ok(PeerReply::Promoted(true)) => {
-                    tracing::info!("leader promoted this member to voter");
-                    return;
-                }
-                Ok(other) => tracing::debug!(reply = ?other, "not promoted yet"),
-                Err(e) => tracing::debug!(error = %e, "promotion request failed"),
-            }
-            tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(Duration::from_secs(2));
-        }
-    }
-
     /// This member's id.
     pub fn member_id(&self) -> u64 {
         self.inner.identity.member_id
@@ -343,6 +308,20 @@ impl Node {
     /// This member's name.
     pub fn name(&self) -> &str {
         &self.inner.identity.name
+    }
+
+    /// The cluster's token.
+    pub fn cluster_token(&self) -> &str {
+        &self.inner.identity.cluster_token
+    }
+
+    /// This member's entry as it should appear in the membership.
+    pub(crate) fn own_node(&self) -> MemberNode {
+        MemberNode {
+            name: self.inner.config.name.clone(),
+            peer_urls: self.inner.config.peer_urls.clone(),
+            client_urls: self.inner.config.client_urls.clone(),
+        }
     }
 
     /// The MVCC store (reads).
@@ -521,11 +500,11 @@ impl Node {
         request: PeerRequest,
         timeout: Duration,
     ) -> std::result::Result<PeerReply, tonic::Status> {
-        call_peer(&self.inner.channels, node, request, timeout).await
+        crate::peer::call_peer(&self.inner.channels, node, request, timeout).await
     }
 
     /// Sends `request` to the current leader (whoever this member believes it is).
-    async fn ask_leader(&self, request: PeerRequest) -> Result<PeerReply> {
+    pub(crate) async fn ask_leader(&self, request: PeerRequest) -> Result<PeerReply> {
         let metrics = self.inner.raft.metrics().borrow_watched().clone();
         let leader = metrics.current_leader.ok_or(ConsensusError::NoLeader)?;
         if leader == self.member_id() {
@@ -542,7 +521,7 @@ impl Node {
             .map_err(|s| ConsensusError::Unreachable(s.message().to_string()))
     }
 
-    fn not_leader(&self) -> PeerReply {
+    pub(crate) fn not_leader(&self) -> PeerReply {
         let metrics = self.inner.raft.metrics().borrow_watched().clone();
         let hint = metrics.current_leader.and_then(|id| {
             metrics
@@ -580,84 +559,10 @@ impl Node {
                 }
             }
             PeerRequest::Join(node) => self.add_joining_member(node).await,
-            PeerRequest::Promote(id) => self.promote(id).await,
-        }
-    }
-
-    async fn add_joining_member(&self, node: MemberNode) -> PeerReply {
-        if !self.inner.raft.is_leader() {
-            return self.not_leader();
-        }
-        let members = self.members();
-        if members.iter().any(|m| m.node.name == node.name) {
-            return PeerReply::Failed(format!(
-                "a member named {} already exists; remove it first or start the new member with another --name",
-                node.name
-            ));
-        }
-        let last_index = self.status().last_log_index;
-        let mut salt = last_index;
-        let mut id = stable_id(&[
-            &self.cluster_id().to_le_bytes(),
-            node.name.as_bytes(),
-            &salt.to_le_bytes(),
-        ]);
-        while members.iter().any(|m| m.id == id) {
-            salt += 1;
-            id = stable_id(&[
-                &self.cluster_id().to_le_bytes(),
-                node.name.as_bytes(),
-                &salt.to_le_bytes(),
-            ]);
-        }
-        tracing::info!(name = %node.name, member_id = format!("{id:x}"), "adding joining member as learner");
-        match self.inner.raft.add_learner(id, node, false).await {
-            Ok(_) => PeerReply::Joined {
-                member_id: id,
-                cluster_id: self.cluster_id(),
-                cluster_token: self.inner.identity.cluster_token.clone(),
-            },
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                PeerReply::NotLeader(leader_hint(&f))
-            }
-            Err(e) => PeerReply::Failed(e.to_string()),
-        }
-    }
-
-    async fn promote(&self, id: u64) -> PeerReply {
-        if !self.inner.raft.is_leader() {
-            return self.not_leader();
-        }
-        if self.inner.raft.voter_ids().any(|v| v == id) {
-            return PeerReply::Promoted(true);
-        }
-        let metrics = self.inner.raft.metrics().borrow_watched().clone();
-        let last = metrics.last_log_index.unwrap_or(0);
-        let matched = metrics
-            .replication
-            .as_ref()
-            .and_then(|r| r.get(&id).cloned().flatten())
-            .map_or(0, |l| l.index);
-        if last.saturating_sub(matched) > PROMOTE_MAX_LAG {
-            return PeerReply::Promoted(false);
-        }
-        tracing::info!(
-            member_id = format!("{id:x}"),
-            matched,
-            last,
-            "promoting caught-up learner to voter"
-        );
-        match self
-            .inner
-            .raft
-            .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
-            .await
-        {
-            Ok(_) => PeerReply::Promoted(true),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                PeerReply::NotLeader(leader_hint(&f))
-            }
-            Err(e) => PeerReply::Failed(e.to_string()),
+            PeerRequest::Promote(id) => self.promote_if_caught_up(id).await,
+            PeerRequest::Identify(node) => self.identify_member(node).await,
+            PeerRequest::Publish(id, node) => self.publish_member(id, node).await,
+            PeerRequest::Membership(change) => self.handle_membership_change(change).await,
         }
     }
 
@@ -706,142 +611,5 @@ impl Node {
         if let Err(e) = self.inner.store.flush() {
             tracing::warn!(error = %e, "flushing the state machine at shutdown");
         }
-    }
-}
-
-/// The member id a statically bootstrapped member gets (the same on every member).
-pub fn static_member_id(token: &str, name: &str, peer_url: &str) -> u64 {
-    stable_id(&[token.as_bytes(), name.as_bytes(), peer_url.as_bytes()])
-}
-
-fn static_identity(config: &NodeConfig) -> Result<Identity> {
-    let Some((_, url)) = config
-        .initial_cluster
-        .iter()
-        .find(|(name, _)| *name == config.name)
-    else {
-        return Err(ConsensusError::Config(format!(
-            "--initial-cluster does not list this member ({}): add {}={} to it",
-            config.name,
-            config.name,
-            config.peer_urls.first().map_or("<peer URL>", String::as_str)
-        )));
-    };
-    let mut ids: Vec<u64> = config
-        .initial_cluster
-        .iter()
-        .map(|(name, url)| static_member_id(&config.cluster_token, name, url))
-        .collect();
-    ids.sort_unstable();
-    let id_bytes: Vec<u8> = ids.iter().flat_map(|id| id.to_be_bytes()).collect();
-    Ok(Identity {
-        name: config.name.clone(),
-        member_id: static_member_id(&config.cluster_token, &config.name, url),
-        cluster_id: stable_id(&[config.cluster_token.as_bytes(), &id_bytes]),
-        cluster_token: config.cluster_token.clone(),
-    })
-}
-
-async fn join_cluster(channels: &PeerChannels, urls: &[String], me: &MemberNode) -> Result<Identity> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut targets: Vec<MemberNode> = urls
-        .iter()
-        .map(|url| MemberNode {
-            name: String::new(),
-            peer_urls: vec![url.clone()],
-            client_urls: Vec::new(),
-        })
-        .collect();
-    let mut last_error = String::from("no --join URL given");
-    while Instant::now() < deadline {
-        for target in targets.clone() {
-            match call_peer(
-                channels,
-                &target,
-                PeerRequest::Join(me.clone()),
-                Duration::from_secs(10),
-            )
-            .await
-            {
-                Ok(PeerReply::Joined {
-                    member_id,
-                    cluster_id,
-                    cluster_token,
-                }) => {
-                    tracing::info!(
-                        member_id = format!("{member_id:x}"),
-                        "joined the cluster as a learner"
-                    );
-                    return Ok(Identity {
-                        name: me.name.clone(),
-                        member_id,
-                        cluster_id,
-                        cluster_token,
-                    });
-                }
-                Ok(PeerReply::NotLeader(Some((_, leader)))) => {
-                    targets.insert(0, leader);
-                    break;
-                }
-                Ok(PeerReply::Failed(why)) => {
-                    return Err(ConsensusError::Config(format!("joining failed: {why}")))
-                }
-                Ok(other) => last_error = format!("{other:?}"),
-                Err(status) => last_error = status.message().to_string(),
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-    Err(ConsensusError::Unreachable(format!(
-        "could not join through {}: {last_error}",
-        urls.join(",")
-    )))
-}
-
-async fn call_peer(
-    channels: &PeerChannels,
-    node: &MemberNode,
-    request: PeerRequest,
-    timeout: Duration,
-) -> std::result::Result<PeerReply, tonic::Status> {
-    let mut client = channels
-        .client(node)
-        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
-    let payload = crate::codec::encode(&request).map_err(|e| tonic::Status::internal(e.to_string()))?;
-    let mut req = tonic::Request::new(conclave_proto::raftpb::RaftRequest {
-        group_id: DEFAULT_GROUP.0,
-        payload,
-    });
-    req.set_timeout(timeout);
-    let reply = client.forward(req).await?;
-    crate::codec::decode(&reply.into_inner().payload).map_err(|e| tonic::Status::internal(e.to_string()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn a_refused_connection_counts_as_never_sent() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        // Nothing listens on `port` any more.
-        let node = MemberNode {
-            name: "gone".into(),
-            peer_urls: vec![format!("http://127.0.0.1:{port}")],
-            client_urls: Vec::new(),
-        };
-        let channels = PeerChannels::new(None);
-        let status = call_peer(&channels, &node, PeerRequest::ReadIndex, Duration::from_secs(2))
-            .await
-            .expect_err("nobody listens");
-        assert!(never_sent(&status), "{status:?}");
-        assert!(!never_sent(&tonic::Status::unavailable("connection reset")));
-        assert!(!never_sent(&tonic::Status::deadline_exceeded(
-            "tcp connect error"
-        )));
     }
 }

@@ -2,8 +2,12 @@
 //! writes forwarded to the leader, read-index requests for linearizable follower reads,
 //! joining and promotion.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
+use crate::network::PeerChannels;
+use crate::node::DEFAULT_GROUP;
 use crate::types::{Command, CommandResult, MemberNode};
 
 /// A request one member sends another.
@@ -18,6 +22,56 @@ pub enum PeerRequest {
     Join(MemberNode),
     /// Promote this learner to voter if it has caught up.
     Promote(u64),
+    /// A member starting with `--initial-cluster-state existing` asks which member it is
+    /// (the one with its peer URLs) and records its name and client URLs.
+    Identify(MemberNode),
+    /// Record this member's current name and URLs in the membership.
+    Publish(u64, MemberNode),
+    /// A change requested through etcd's Cluster API.
+    Membership(MembershipChange),
+}
+
+/// A membership change requested through etcd's Cluster API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum MembershipChange {
+    /// MemberAdd: a new member with these peer URLs, voter or learner.
+    Add {
+        /// The new member's peer URLs.
+        peer_urls: Vec<String>,
+        /// Whether it joins as a learner.
+        is_learner: bool,
+    },
+    /// MemberRemove.
+    Remove(u64),
+    /// MemberUpdate: new peer URLs for a member.
+    Update {
+        /// The member.
+        id: u64,
+        /// Its new peer URLs.
+        peer_urls: Vec<String>,
+    },
+    /// MemberPromote: learner to voter.
+    Promote(u64),
+}
+
+/// Why the leader refused a membership change, with etcd's messages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum MembershipRefusal {
+    /// No member has this id.
+    #[error("etcdserver: member not found")]
+    MemberNotFound,
+    /// Another member already uses these peer URLs.
+    #[error("etcdserver: Peer URLs already exists")]
+    PeerUrlsExist,
+    /// Only learners can be promoted.
+    #[error("etcdserver: can only promote a learner member")]
+    NotLearner,
+    /// The learner is too far behind the leader to be promoted.
+    #[error("etcdserver: can only promote a learner member which is in sync with leader")]
+    LearnerNotReady,
+    /// The change failed for another reason.
+    #[error("etcdserver: {0}")]
+    Failed(String),
 }
 
 /// The answer to a [`PeerRequest`].
@@ -42,4 +96,90 @@ pub enum PeerReply {
     NotLeader(Option<(u64, MemberNode)>),
     /// The request failed; the outcome of a write is unknown.
     Failed(String),
+    /// A membership change was made (the member id it concerns) or refused.
+    Membership(Result<u64, MembershipRefusal>),
+}
+
+/// A status with its source chain (tonic hides transport causes behind "transport error").
+pub(crate) fn describe(status: &tonic::Status) -> String {
+    let mut text = format!("{:?}: {}", status.code(), status.message());
+    let mut source = std::error::Error::source(status);
+    while let Some(error) = source {
+        text.push_str(": ");
+        text.push_str(&error.to_string());
+        source = error.source();
+    }
+    text
+}
+
+/// Whether a failed peer call certainly never reached the peer (safe to retry a write):
+/// only a failure to establish the connection qualifies. tonic reports transport failures
+/// as "transport error", so the cause is read from the error's source chain.
+pub(crate) fn never_sent(status: &tonic::Status) -> bool {
+    if status.code() != tonic::Code::Unavailable {
+        return false;
+    }
+    let is_connect =
+        |text: &str| text.contains("tcp connect error") || text.contains("error trying to connect");
+    if is_connect(status.message()) {
+        return true;
+    }
+    let mut source = std::error::Error::source(status);
+    while let Some(error) = source {
+        if is_connect(&error.to_string()) {
+            return true;
+        }
+        source = error.source();
+    }
+    false
+}
+
+/// Sends `request` to `node` over the peer transport.
+pub(crate) async fn call_peer(
+    channels: &PeerChannels,
+    node: &MemberNode,
+    request: PeerRequest,
+    timeout: Duration,
+) -> std::result::Result<PeerReply, tonic::Status> {
+    let mut client = channels
+        .client(node)
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let payload = crate::codec::encode(&request).map_err(|e| tonic::Status::internal(e.to_string()))?;
+    let mut req = tonic::Request::new(conclave_proto::raftpb::RaftRequest {
+        group_id: DEFAULT_GROUP.0,
+        payload,
+        cluster_id: channels.cluster_id(),
+    });
+    req.set_timeout(timeout);
+    let reply = client.forward(req).await?;
+    crate::codec::decode(&reply.into_inner().payload).map_err(|e| tonic::Status::internal(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_refused_connection_counts_as_never_sent() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        // Nothing listens on `port` any more.
+        let node = MemberNode {
+            name: "gone".into(),
+            peer_urls: vec![format!("http://127.0.0.1:{port}")],
+            client_urls: Vec::new(),
+        };
+        let channels = PeerChannels::new(None);
+        let status = call_peer(&channels, &node, PeerRequest::ReadIndex, Duration::from_secs(2))
+            .await
+            .expect_err("nobody listens");
+        assert!(never_sent(&status), "{status:?}");
+        assert!(!never_sent(&tonic::Status::unavailable("connection reset")));
+        assert!(!never_sent(&tonic::Status::deadline_exceeded(
+            "tcp connect error"
+        )));
+    }
 }

@@ -15,8 +15,11 @@ use crate::codec;
 use crate::types::SnapshotMeta;
 
 const MAGIC: &[u8; 8] = b"CNCLSNP1";
-/// Records per frame when writing; bounds the memory of writing and reading a snapshot.
+/// Records per frame when writing; with [`BYTES_PER_FRAME`] it bounds the memory of
+/// writing and reading a snapshot.
 const RECORDS_PER_FRAME: usize = 512;
+/// A frame is closed once its records reach this many bytes.
+const BYTES_PER_FRAME: usize = 4 * 1024 * 1024;
 const MAX_FRAME: u32 = 64 * 1024 * 1024;
 
 /// A snapshot held as a file on disk: openraft's `SnapshotData` for Conclave.
@@ -114,6 +117,7 @@ impl SnapshotDir {
         out.write_all(MAGIC)?;
         write_frame(&mut out, &codec::encode(meta)?)?;
         let mut batch: Vec<Record> = Vec::with_capacity(RECORDS_PER_FRAME);
+        let mut batch_bytes = 0usize;
         let mut count = 0u64;
         let flush_batch = |batch: &mut Vec<Record>, out: &mut BufWriter<File>| -> io::Result<()> {
             if !batch.is_empty() {
@@ -125,9 +129,13 @@ impl SnapshotDir {
         {
             let mut sink = |k: &[u8], v: &[u8]| -> io::Result<()> {
                 batch.push((k.to_vec(), v.to_vec()));
+                batch_bytes += k.len() + v.len();
                 count += 1;
-                if batch.len() >= RECORDS_PER_FRAME {
+                // A single record larger than the frame limit still gets a frame of its
+                // own: records are bounded by the request size limit, far below MAX_FRAME.
+                if batch.len() >= RECORDS_PER_FRAME || batch_bytes >= BYTES_PER_FRAME {
                     flush_batch(&mut batch, &mut out)?;
+                    batch_bytes = 0;
                 }
                 Ok(())
             };

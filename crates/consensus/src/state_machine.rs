@@ -100,9 +100,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let mut outcome = None;
             match &entry.payload {
                 EntryPayload::Blank => {}
-                EntryPayload::Normal(Command::Write(request)) => {
-                    outcome = Some(txn.execute(request));
-                }
+                EntryPayload::Normal(Command::Write(request)) => match txn.execute(request) {
+                    // Only etcd's deterministic rejections are an entry's outcome; a local
+                    // storage failure must stop this member rather than let it skip an
+                    // entry the others apply.
+                    Err(e @ (MvccError::Storage(_) | MvccError::Corrupt(_))) => {
+                        return Err(io::Error::other(format!("applying log entry {log_id}: {e}")));
+                    }
+                    result => outcome = Some(result),
+                },
                 EntryPayload::Membership(membership) => {
                     let stored = StoredMembership::new(Some(log_id), membership.clone());
                     txn.set_app_meta(MEMBERSHIP, codec::encode(&stored)?);
@@ -134,8 +140,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 last_membership,
             },
             Err(e) => {
-                tracing::error!(error = %e, "cannot read state machine meta for a snapshot");
-                return Some(SnapshotBuilder { snapshot: None });
+                tracing::error!(error = %e, "cannot read state machine meta for a snapshot; not building one");
+                return None;
             }
         };
         let dumped = tokio::task::spawn_blocking(move || {
@@ -160,13 +166,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     snapshot: Some((meta, file)),
                 })
             }
+            // Refusing (None) lets openraft try again later; a builder that fails would
+            // stop the Raft core.
             Ok(Err(e)) => {
-                tracing::error!(error = %e, "building a snapshot failed");
-                Some(SnapshotBuilder { snapshot: None })
+                tracing::error!(error = %e, "building a snapshot failed; will retry later");
+                None
             }
             Err(e) => {
-                tracing::error!(error = %e, "snapshot task failed");
-                Some(SnapshotBuilder { snapshot: None })
+                tracing::error!(error = %e, "snapshot task failed; will retry later");
+                None
             }
         }
     }

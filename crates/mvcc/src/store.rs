@@ -164,9 +164,17 @@ impl Store {
     /// Guarantees: sees only whole commits; errors `KeyNotProvided` for an empty key,
     /// `Compacted` below the compact revision, `FutureRevision` above the current one.
     pub fn range(&self, req: &RangeRequest) -> Result<RangeResponse> {
+        self.range_at_revision(req).map(|(response, _)| response)
+    }
+
+    /// [`Store::range`], together with the store's current revision at the moment of the
+    /// read (what etcd puts in the response header): no commit lands between the two, so
+    /// a client that lists and then watches from `revision + 1` misses nothing.
+    pub fn range_at_revision(&self, req: &RangeRequest) -> Result<(RangeResponse, i64)> {
         validate::validate_range(req)?;
         let state = self.read_state();
-        range::range(&state.view(), req)
+        let response = range::range(&state.view(), req)?;
+        Ok((response, state.current_revision))
     }
 
     /// Starts the single writer's transaction; see [`WriteTxn`].

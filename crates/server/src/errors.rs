@@ -1,7 +1,7 @@
 //! The one place where Conclave errors become gRPC statuses, with the codes and exact
 //! messages etcd clients match on (Go clientv3 maps errors back by message text).
 
-use conclave_consensus::ConsensusError;
+use conclave_consensus::{ConsensusError, MembershipRefusal};
 use conclave_mvcc::MvccError;
 use tonic::{Code, Status};
 
@@ -31,6 +31,16 @@ pub fn mvcc_status(e: &MvccError) -> Status {
 pub fn consensus_status(e: &ConsensusError) -> Status {
     match e {
         ConsensusError::Rejected(m) => mvcc_status(m),
+        ConsensusError::Membership(refusal) => {
+            let code = match refusal {
+                MembershipRefusal::MemberNotFound => Code::NotFound,
+                MembershipRefusal::PeerUrlsExist
+                | MembershipRefusal::NotLearner
+                | MembershipRefusal::LearnerNotReady => Code::FailedPrecondition,
+                MembershipRefusal::Failed(_) => Code::Unknown,
+            };
+            Status::new(code, refusal.to_string())
+        }
         ConsensusError::NoLeader => Status::unavailable("etcdserver: no leader"),
         ConsensusError::OutcomeUnknown(why) => {
             tracing::debug!(reason = %why, "write outcome unknown");

@@ -96,7 +96,7 @@ pub async fn start(config: &Config) -> Result<RunningNode, StartError> {
             .add_service(MaintenanceServer::new(api.clone()).max_decoding_message_size(max_message))
             .add_service(WatchServer::new(api.clone()).max_decoding_message_size(max_message))
             // Joining members may name a client URL in --join.
-            .add_service(PeerService::server(node.clone()));
+            .add_service(PeerService::join_server(node.clone()));
         servers.push(tokio::spawn(router.serve_with_incoming_shutdown(
             TcpListenerStream::new(listener),
             wait_stopped(stopped.clone()),

@@ -56,7 +56,9 @@ fn damaged(path: &Path, offset: u64, why: impl std::fmt::Display) -> io::Error {
 }
 
 /// Reads every intact record of one segment. Returns the records and the length of the
-/// intact prefix; `torn` says whether bytes followed that prefix.
+/// intact prefix; `torn` says whether bytes followed that prefix. Only the last record
+/// can be torn (a crash while it was being written); a damaged record with more data
+/// after it is corruption, reported as an error.
 fn read_segment(path: &Path) -> io::Result<(Vec<Vec<u8>>, u64, bool)> {
     let mut bytes = Vec::new();
     File::open(path)?.read_to_end(&mut bytes)?;
@@ -72,7 +74,14 @@ fn read_segment(path: &Path) -> io::Result<(Vec<Vec<u8>>, u64, bool)> {
             return Ok((records, pos as u64, true));
         }
         let payload = &bytes[pos + 4..end];
-        if crate::codec::verify(payload).is_err() {
+        if let Err(e) = crate::codec::verify(payload) {
+            if end < bytes.len() {
+                return Err(damaged(
+                    path,
+                    pos as u64,
+                    format!("{e}, with {} more bytes after it", bytes.len() - end),
+                ));
+            }
             return Ok((records, pos as u64, true));
         }
         records.push(payload.to_vec());
@@ -281,6 +290,22 @@ mod tests {
         wal.sync().unwrap();
         drop(wal);
         assert_eq!(replay_all(dir.path()).1, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn damage_before_the_last_record_refuses_to_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut wal, _) = replay_all(dir.path());
+        wal.append(&record(1), Some(1)).unwrap();
+        wal.append(&record(2), Some(2)).unwrap();
+        wal.sync().unwrap();
+        let path = wal.current.path.clone();
+        drop(wal);
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[6] ^= 0x55; // inside the first record's envelope
+        fs::write(&path, bytes).unwrap();
+        let err = Wal::open(dir.path(), 64, |_| Ok(None)).unwrap_err();
+        assert!(err.to_string().contains("damaged"), "{err}");
     }
 
     #[test]

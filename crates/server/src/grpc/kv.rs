@@ -44,14 +44,10 @@ impl Kv for EtcdApi {
                 .map_err(|e| consensus_status(&e))?;
         }
         let store = self.node.store().clone();
-        let result = tokio::task::spawn_blocking(move || {
-            let response = store.range(&range);
-            (response, store.current_revision())
-        })
-        .await
-        .map_err(|e| Status::internal(e.to_string()))?;
-        let (response, revision) = result;
-        let response = response.map_err(|e| mvcc_status(&e))?;
+        let (response, revision) = tokio::task::spawn_blocking(move || store.range_at_revision(&range))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(|e| mvcc_status(&e))?;
         Ok(Response::new(convert::range_to_pb(
             response,
             self.header(revision),
