@@ -105,12 +105,13 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(req.encode_to_vec(), vec![0x0a, 0x01, b'a', 0x18, 0x05]);
-        // RaftRequest.group_id (field 1, varint) then payload (field 2, bytes).
+        // RaftRequest.group_id (field 1, varint), payload (field 2, bytes), cluster_id (field 3).
         let rr = RaftRequest {
             group_id: 1,
             payload: vec![9],
+            cluster_id: 2,
         };
-        assert_eq!(rr.encode_to_vec(), vec![0x08, 0x01, 0x12, 0x01, 0x09]);
+        assert_eq!(rr.encode_to_vec(), vec![0x08, 0x01, 0x12, 0x01, 0x09, 0x18, 0x02]);
     }
 
     #[test]
