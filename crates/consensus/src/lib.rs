@@ -10,6 +10,8 @@ pub mod bootstrap;
 pub mod codec;
 pub mod error;
 pub mod identity;
+pub mod leases;
+pub mod lessor;
 pub mod log_store;
 pub mod membership;
 pub mod network;
@@ -21,6 +23,7 @@ pub mod state_machine;
 pub mod types;
 
 pub use error::{ConsensusError, Result};
+pub use lessor::LeaseTtl;
 pub use node::{Bootstrap, Member, Node, NodeConfig, NodeStatus, DEFAULT_GROUP};
 pub use peer::{MembershipChange, MembershipRefusal};
 pub use service::PeerService;

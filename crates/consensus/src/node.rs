@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,7 @@ use tokio::sync::broadcast;
 use crate::bootstrap::{identity_from_cluster, static_identity, static_member_id};
 use crate::error::{ConsensusError, Result};
 use crate::identity::Identity;
+use crate::lessor::Lessor;
 use crate::log_store::{LogStore, DEFAULT_SEGMENT_BYTES};
 use crate::network::{PeerChannels, PeerNetwork};
 use crate::peer::{describe, never_sent, PeerReply, PeerRequest};
@@ -68,6 +70,8 @@ pub struct NodeConfig {
     pub request_timeout: Duration,
     /// sled page cache budget.
     pub cache_bytes: u64,
+    /// How often the leader checkpoints remaining lease TTLs through Raft.
+    pub lease_checkpoint_interval: Duration,
 }
 
 struct Inner {
@@ -77,6 +81,8 @@ struct Inner {
     identity: Identity,
     channels: PeerChannels,
     commits: broadcast::Sender<Arc<CommitOutcome>>,
+    lessor: Lessor,
+    stopping: AtomicBool,
     config: NodeConfig,
 }
 
@@ -252,6 +258,8 @@ impl Node {
                 identity,
                 channels,
                 commits,
+                lessor: Lessor::default(),
+                stopping: AtomicBool::new(false),
                 config,
             }),
         };
@@ -261,6 +269,9 @@ impl Node {
         {
             node.initialize().await?;
         }
+        let lessor = node.clone();
+        let checkpoint_interval = lessor.inner.config.lease_checkpoint_interval;
+        tokio::spawn(async move { lessor.run_lessor(checkpoint_interval).await });
         let maintainer = node.clone();
         let joined = matches!(maintainer.inner.config.bootstrap, Bootstrap::Join(_));
         tokio::spawn(async move { maintainer.maintain_own_membership(joined).await });
@@ -308,6 +319,26 @@ impl Node {
     /// This member's name.
     pub fn name(&self) -> &str {
         &self.inner.identity.name
+    }
+
+    /// The lease countdown (used on the leader).
+    pub(crate) fn lessor(&self) -> &Lessor {
+        &self.inner.lessor
+    }
+
+    /// Whether [`Node::shutdown`] has begun.
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.inner.stopping.load(Ordering::Relaxed)
+    }
+
+    /// How long a client request may wait for a leader, a commit or a read index.
+    pub fn request_timeout(&self) -> Duration {
+        self.inner.config.request_timeout
+    }
+
+    /// The configured election timeout.
+    pub fn election_timeout(&self) -> Duration {
+        self.inner.config.election_timeout
     }
 
     /// The cluster's token.
@@ -563,6 +594,9 @@ impl Node {
             PeerRequest::Identify(node) => self.identify_member(node).await,
             PeerRequest::Publish(id, node) => self.publish_member(id, node).await,
             PeerRequest::Membership(change) => self.handle_membership_change(change).await,
+            request @ (PeerRequest::LeaseRenew(_) | PeerRequest::LeaseTimeToLive(_)) => {
+                self.handle_lease_request(request).await
+            }
         }
     }
 
@@ -579,6 +613,7 @@ impl Node {
     /// Stops Raft. A leader first hands leadership to the most up-to-date voter, so the
     /// cluster does not wait an election timeout for a new one.
     pub async fn shutdown(&self) {
+        self.inner.stopping.store(true, Ordering::Relaxed);
         let raft = &self.inner.raft;
         if raft.is_leader() {
             let metrics = raft.metrics().borrow_watched().clone();

@@ -29,6 +29,10 @@ pub enum PeerRequest {
     Publish(u64, MemberNode),
     /// A change requested through etcd's Cluster API.
     Membership(MembershipChange),
+    /// Keep lease `id` alive (the leader keeps lease countdowns).
+    LeaseRenew(i64),
+    /// The remaining TTL of lease `id`.
+    LeaseTimeToLive(i64),
 }
 
 /// A membership change requested through etcd's Cluster API.
@@ -98,6 +102,14 @@ pub enum PeerReply {
     Failed(String),
     /// A membership change was made (the member id it concerns) or refused.
     Membership(Result<u64, MembershipRefusal>),
+    /// A lease's TTL: `remaining` (renewed TTL, or -1/0 when the lease does not exist) and
+    /// the TTL it was granted with.
+    LeaseTtl {
+        /// Remaining or renewed TTL, seconds.
+        remaining: i64,
+        /// Granted TTL, seconds.
+        granted: i64,
+    },
 }
 
 /// A status with its source chain (tonic hides transport causes behind "transport error").

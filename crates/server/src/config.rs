@@ -57,6 +57,9 @@ pub struct Config {
     pub request_timeout: u64,
     /// State-machine page cache budget in bytes. Default 268435456 (256 MiB).
     pub cache_bytes: u64,
+    /// How often the leader checkpoints remaining lease TTLs through Raft, so a new
+    /// leader continues each countdown, in milliseconds. Default 5000.
+    pub lease_checkpoint_interval: u64,
     /// Interval of watch progress notifications, in milliseconds. Default 600000 (10 min,
     /// as etcd).
     pub watch_progress_notify_interval: u64,
@@ -88,6 +91,7 @@ impl Default for Config {
             max_txn_ops: 128,
             request_timeout: 5_000,
             cache_bytes: 256 * 1024 * 1024,
+            lease_checkpoint_interval: 5_000,
             watch_progress_notify_interval: 600_000,
             watch_slow_client_timeout: 10_000,
             log_level: "info".into(),
@@ -160,6 +164,9 @@ pub struct Flags {
     /// State-machine cache budget (bytes).
     #[arg(long)]
     pub cache_bytes: Option<u64>,
+    /// Lease checkpoint interval (ms).
+    #[arg(long)]
+    pub lease_checkpoint_interval: Option<u64>,
     /// Watch progress notification interval (ms).
     #[arg(long)]
     pub watch_progress_notify_interval: Option<u64>,
@@ -227,6 +234,7 @@ impl Config {
             max_txn_ops,
             request_timeout,
             cache_bytes,
+            lease_checkpoint_interval,
             watch_progress_notify_interval,
             watch_slow_client_timeout,
             log_level
@@ -312,6 +320,7 @@ impl Config {
             snapshot_catchup_entries: self.snapshot_catchup_entries,
             request_timeout: Duration::from_millis(self.request_timeout),
             cache_bytes: self.cache_bytes,
+            lease_checkpoint_interval: Duration::from_millis(self.lease_checkpoint_interval.max(100)),
         })
     }
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use conclave_consensus::{Node, PeerService};
 use conclave_proto::etcdserverpb::kv_server::KvServer;
+use conclave_proto::etcdserverpb::lease_server::LeaseServer;
 use conclave_proto::etcdserverpb::maintenance_server::MaintenanceServer;
 use conclave_proto::etcdserverpb::watch_server::WatchServer;
 use tokio::net::TcpListener;
@@ -95,6 +96,7 @@ pub async fn start(config: &Config) -> Result<RunningNode, StartError> {
             .add_service(KvServer::new(api.clone()).max_decoding_message_size(max_message))
             .add_service(MaintenanceServer::new(api.clone()).max_decoding_message_size(max_message))
             .add_service(WatchServer::new(api.clone()).max_decoding_message_size(max_message))
+            .add_service(LeaseServer::new(api.clone()).max_decoding_message_size(max_message))
             // Joining members may name a client URL in --join.
             .add_service(PeerService::join_server(node.clone()));
         servers.push(tokio::spawn(router.serve_with_incoming_shutdown(

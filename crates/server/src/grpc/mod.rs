@@ -1,6 +1,7 @@
 //! The etcd v3 gRPC services on the client port.
 
 pub mod kv;
+pub mod lease;
 pub mod maintenance;
 pub mod watch;
 

@@ -1,0 +1,123 @@
+//! `etcdserverpb.Lease`: Grant, Revoke, KeepAlive (stream), TimeToLive, Leases.
+//! Countdowns are kept by the leader; see `conclave_consensus::lessor`.
+
+use conclave_proto::etcdserverpb as pb;
+use conclave_proto::etcdserverpb::lease_server::Lease;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::EtcdApi;
+use crate::errors::{consensus_status, mvcc_status};
+
+#[tonic::async_trait]
+impl Lease for EtcdApi {
+    async fn lease_grant(
+        &self,
+        request: Request<pb::LeaseGrantRequest>,
+    ) -> Result<Response<pb::LeaseGrantResponse>, Status> {
+        let request = request.into_inner();
+        let (id, ttl) = self
+            .node
+            .lease_grant(request.id, request.ttl)
+            .await
+            .map_err(|e| consensus_status(&e))?;
+        let revision = self.node.store().current_revision();
+        Ok(Response::new(pb::LeaseGrantResponse {
+            header: self.header(revision),
+            id,
+            ttl,
+            error: String::new(),
+        }))
+    }
+
+    async fn lease_revoke(
+        &self,
+        request: Request<pb::LeaseRevokeRequest>,
+    ) -> Result<Response<pb::LeaseRevokeResponse>, Status> {
+        let revision = self
+            .node
+            .lease_revoke(request.into_inner().id)
+            .await
+            .map_err(|e| consensus_status(&e))?;
+        Ok(Response::new(pb::LeaseRevokeResponse {
+            header: self.header(revision),
+        }))
+    }
+
+    type LeaseKeepAliveStream = ReceiverStream<Result<pb::LeaseKeepAliveResponse, Status>>;
+
+    async fn lease_keep_alive(
+        &self,
+        request: Request<Streaming<pb::LeaseKeepAliveRequest>>,
+    ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
+        let mut requests = request.into_inner();
+        let (out, responses) = mpsc::channel(16);
+        let api = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let request = match requests.message().await {
+                    Ok(Some(request)) => request,
+                    Ok(None) | Err(_) => return,
+                };
+                let response = match api.node.lease_keep_alive(request.id).await {
+                    Ok(ttl) => Ok(pb::LeaseKeepAliveResponse {
+                        header: api.header(api.node.store().current_revision()),
+                        id: request.id,
+                        ttl,
+                    }),
+                    Err(e) => Err(consensus_status(&e)),
+                };
+                let failed = response.is_err();
+                if out.send(response).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(responses)))
+    }
+
+    async fn lease_time_to_live(
+        &self,
+        request: Request<pb::LeaseTimeToLiveRequest>,
+    ) -> Result<Response<pb::LeaseTimeToLiveResponse>, Status> {
+        let request = request.into_inner();
+        let ttl = self
+            .node
+            .lease_time_to_live(request.id)
+            .await
+            .map_err(|e| consensus_status(&e))?;
+        let keys = if request.keys && ttl.remaining >= 0 {
+            self.node
+                .store()
+                .lease(request.id)
+                .map_err(|e| mvcc_status(&e))?
+                .map(|l| l.keys)
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        Ok(Response::new(pb::LeaseTimeToLiveResponse {
+            header: self.header(self.node.store().current_revision()),
+            id: request.id,
+            ttl: ttl.remaining,
+            granted_ttl: ttl.granted,
+            keys,
+        }))
+    }
+
+    async fn lease_leases(
+        &self,
+        _: Request<pb::LeaseLeasesRequest>,
+    ) -> Result<Response<pb::LeaseLeasesResponse>, Status> {
+        self.node
+            .linearizable_barrier()
+            .await
+            .map_err(|e| consensus_status(&e))?;
+        let leases = self.node.store().leases().map_err(|e| mvcc_status(&e))?;
+        Ok(Response::new(pb::LeaseLeasesResponse {
+            header: self.header(self.node.store().current_revision()),
+            leases: leases.into_iter().map(|l| pb::LeaseStatus { id: l.id }).collect(),
+        }))
+    }
+}
