@@ -22,6 +22,12 @@ pub enum ConsensusError {
     /// The leader refused a membership change.
     #[error(transparent)]
     Membership(#[from] crate::peer::MembershipRefusal),
+    /// Only the leader can do this.
+    #[error("etcdserver: not leader")]
+    NotLeader,
+    /// Leadership cannot be moved to that member.
+    #[error("etcdserver: bad leader transferee")]
+    BadTransferee,
     /// A peer could not be reached.
     #[error("peer unreachable: {0}")]
     Unreachable(String),

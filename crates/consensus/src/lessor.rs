@@ -9,6 +9,7 @@
 //! - a keep-alive of a lease that has a checkpoint first replicates "full TTL again"
 //!   (checkpoint 0) before it is acknowledged, so no checkpoint is older than the last
 //!   acknowledged keep-alive.
+//!
 //! (etcd, without checkpoints, restarts every lease at its full TTL on a new leader.)
 
 use std::collections::HashMap;

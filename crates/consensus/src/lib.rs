@@ -6,6 +6,7 @@
 //! `linearizable_barrier` (read index), `status`, `members`, and [`PeerService`] on the
 //! peer port.
 
+pub mod alarms;
 pub mod bootstrap;
 pub mod codec;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod identity;
 pub mod leases;
 pub mod lessor;
 pub mod log_store;
+pub mod maintenance;
 pub mod membership;
 pub mod network;
 pub mod node;
@@ -27,4 +29,4 @@ pub use lessor::LeaseTtl;
 pub use node::{Bootstrap, Member, Node, NodeConfig, NodeStatus, DEFAULT_GROUP};
 pub use peer::{MembershipChange, MembershipRefusal};
 pub use service::PeerService;
-pub use types::{Command, CommandResult, MemberNode};
+pub use types::{Alarm, AlarmChange, AlarmKind, Command, CommandResult, MemberNode};

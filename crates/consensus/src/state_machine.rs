@@ -19,10 +19,14 @@ use tokio::sync::broadcast;
 
 use crate::codec;
 use crate::snapshot::{self, SnapshotDir, SnapshotFile};
-use crate::types::{Command, CommandResult, LogId, SnapshotMeta, StoredMembership, TypeConfig};
+use crate::types::{
+    Alarm, AlarmChange, Command, CommandResult, LogId, SnapshotMeta, StoredMembership, TypeConfig,
+};
 
 const LAST_APPLIED: &str = "raft.last_applied";
 const MEMBERSHIP: &str = "raft.membership";
+/// The replicated alarm list (etcd's Maintenance.Alarm).
+pub const ALARMS: &str = "alarms";
 
 fn storage_error(e: MvccError) -> io::Error {
     io::Error::other(e.to_string())
@@ -109,6 +113,21 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     }
                     result => outcome = Some(result),
                 },
+                EntryPayload::Normal(Command::Alarm(change)) => {
+                    let mut alarms: Vec<Alarm> = match self.store.app_meta(ALARMS).map_err(storage_error)? {
+                        Some(bytes) => codec::decode(&bytes)?,
+                        None => Vec::new(),
+                    };
+                    match change {
+                        AlarmChange::Activate(alarm) => {
+                            if !alarms.contains(alarm) {
+                                alarms.push(*alarm);
+                            }
+                        }
+                        AlarmChange::Deactivate(alarm) => alarms.retain(|a| a != alarm),
+                    }
+                    txn.set_app_meta(ALARMS, codec::encode(&alarms)?);
+                }
                 EntryPayload::Membership(membership) => {
                     let stored = StoredMembership::new(Some(log_id), membership.clone());
                     txn.set_app_meta(MEMBERSHIP, codec::encode(&stored)?);

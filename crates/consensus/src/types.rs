@@ -30,13 +30,43 @@ impl fmt::Display for MemberNode {
 /// A state-machine command: one entry of the replicated log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
-    /// An etcd KV mutation (put, delete range, txn, compact).
+    /// An etcd KV or lease mutation (put, delete range, txn, compact, lease changes).
     Write(WriteRequest),
+    /// Raise or clear an alarm (etcd's Maintenance.Alarm).
+    Alarm(AlarmChange),
+}
+
+/// etcd's alarm types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum AlarmKind {
+    /// A member's store exceeded its quota: writes are refused until disarmed.
+    NoSpace,
+    /// A member found its data corrupt.
+    Corrupt,
+}
+
+/// One raised alarm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alarm {
+    /// The member the alarm is about.
+    pub member_id: u64,
+    /// What it is.
+    pub kind: AlarmKind,
+}
+
+/// A change to the replicated alarm list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AlarmChange {
+    /// Raise this alarm.
+    Activate(Alarm),
+    /// Clear this alarm.
+    Deactivate(Alarm),
 }
 
 impl fmt::Display for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Command::Alarm(change) => write!(f, "alarm({change:?})"),
             Command::Write(request) => f.write_str(match request {
                 WriteRequest::Put(_) => "put",
                 WriteRequest::DeleteRange(_) => "delete_range",

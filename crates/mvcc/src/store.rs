@@ -228,6 +228,19 @@ impl Store {
         Ok(hasher.finalize())
     }
 
+    /// Bytes of live records (keys and values, history included) in this store: what the
+    /// data would occupy if stored compactly. Unlike [`Store::size_on_disk`] it shrinks
+    /// when keys are deleted and history is compacted. Scans the store.
+    pub fn size_in_use(&self) -> Result<u64> {
+        let state = self.read_state();
+        let mut total = 0u64;
+        for item in state.tree.scan(&KeyRange::all(), false) {
+            let (k, v) = item?;
+            total += (k.len() + v.len()) as u64;
+        }
+        Ok(total)
+    }
+
     /// Bytes the whole sled database occupies on disk (all groups).
     pub fn size_on_disk(&self) -> Result<u64> {
         self.engine.size_on_disk()

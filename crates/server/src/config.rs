@@ -52,6 +52,9 @@ pub struct Config {
     pub max_request_bytes: usize,
     /// Most operations in one txn branch. Default 128.
     pub max_txn_ops: usize,
+    /// Live-data size in bytes past which a NOSPACE alarm is raised and writes are
+    /// refused (0 = no quota). Default 2147483648 (2 GiB, as etcd).
+    pub quota_backend_bytes: u64,
     /// How long a request may wait for a leader, commit or read index, in milliseconds.
     /// Default 5000.
     pub request_timeout: u64,
@@ -89,6 +92,7 @@ impl Default for Config {
             election_timeout: 1000,
             max_request_bytes: 1_572_864,
             max_txn_ops: 128,
+            quota_backend_bytes: 2 * 1024 * 1024 * 1024,
             request_timeout: 5_000,
             cache_bytes: 256 * 1024 * 1024,
             lease_checkpoint_interval: 5_000,
@@ -158,6 +162,9 @@ pub struct Flags {
     /// Most operations per txn branch.
     #[arg(long)]
     pub max_txn_ops: Option<usize>,
+    /// Backend quota in bytes (0 = none).
+    #[arg(long)]
+    pub quota_backend_bytes: Option<u64>,
     /// Request timeout (ms).
     #[arg(long)]
     pub request_timeout: Option<u64>,
@@ -232,6 +239,7 @@ impl Config {
             election_timeout,
             max_request_bytes,
             max_txn_ops,
+            quota_backend_bytes,
             request_timeout,
             cache_bytes,
             lease_checkpoint_interval,

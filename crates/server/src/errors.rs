@@ -8,6 +8,24 @@ use tonic::{Code, Status};
 /// etcd's message for a request over `--max-request-bytes`.
 pub const REQUEST_TOO_LARGE: &str = "etcdserver: request is too large";
 
+/// etcd's `v3election` error when an election has no leader (`concurrency.ErrElectionNoLeader`).
+pub const ELECTION_NO_LEADER: &str = "election: no leader";
+/// etcd's `v3election` error for a leader key that no longer leads (`ErrElectionNotLeader`).
+pub const ELECTION_NOT_LEADER: &str = "election: not leader";
+/// etcd's `v3election` error for a Proclaim/Resign without a leader key (`ErrMissingLeaderKey`).
+pub const MISSING_LEADER_KEY: &str = "\"leader\" field must be provided";
+/// etcd 3.5's `v3lock` error when the lock's lease died while waiting (`ErrSessionExpired`).
+pub const MUTEX_SESSION_EXPIRED: &str = "mutex: session is expired";
+/// Conclave's Campaign error when the campaign's lease died while waiting (etcd keeps
+/// waiting there; Conclave fails as its Lock does).
+pub const ELECTION_SESSION_EXPIRED: &str = "election: session is expired";
+
+/// The gRPC status of an election or lock recipe error. etcd returns these as plain Go
+/// errors, which gRPC sends as `Unknown` with the error text; clients match on the text.
+pub fn recipe_status(message: &str) -> Status {
+    Status::unknown(message)
+}
+
 /// The gRPC status for an MVCC error.
 pub fn mvcc_status(e: &MvccError) -> Status {
     let code = match e {
@@ -51,6 +69,9 @@ pub fn consensus_status(e: &ConsensusError) -> Status {
             Status::unavailable("etcdserver: request timed out, possibly due to connection lost")
         }
         ConsensusError::Fatal(_) => Status::unavailable("etcdserver: server stopped"),
+        ConsensusError::NotLeader | ConsensusError::BadTransferee => {
+            Status::failed_precondition(e.to_string())
+        }
         ConsensusError::Config(m) | ConsensusError::Storage(m) => Status::internal(m.clone()),
     }
 }

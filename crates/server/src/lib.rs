@@ -6,16 +6,23 @@ pub mod config;
 pub mod convert;
 pub mod errors;
 pub mod grpc;
+pub mod health;
+pub mod quota;
+pub mod recipes;
 pub mod watch;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use conclave_consensus::{Node, PeerService};
+use conclave_proto::etcdserverpb::cluster_server::ClusterServer;
 use conclave_proto::etcdserverpb::kv_server::KvServer;
 use conclave_proto::etcdserverpb::lease_server::LeaseServer;
 use conclave_proto::etcdserverpb::maintenance_server::MaintenanceServer;
 use conclave_proto::etcdserverpb::watch_server::WatchServer;
+use conclave_proto::v3electionpb::election_server::ElectionServer;
+use conclave_proto::v3lockpb::lock_server::LockServer;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -82,10 +89,23 @@ pub async fn start(config: &Config) -> Result<RunningNode, StartError> {
             progress_interval: Duration::from_millis(config.watch_progress_notify_interval.max(1)),
             max_response_bytes: config.max_request_bytes,
         },
+        quota_backend_bytes: config.quota_backend_bytes,
     };
-    let api = EtcdApi::new(node.clone(), settings);
+    let usage = Arc::new(quota::UsageGauge::default());
+    tokio::spawn(quota::run(
+        node.clone(),
+        config.quota_backend_bytes,
+        usage.clone(),
+    ));
+    let api = EtcdApi::new(node.clone(), settings, usage);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let max_message = config.max_request_bytes + GRPC_OVERHEAD_BYTES;
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_service_status("", tonic_health::ServingStatus::NotServing)
+        .await;
+    tokio::spawn(health::run(node.clone(), health_reporter, stopped.clone()));
 
     let mut servers = Vec::new();
     for listener in client_listeners {
@@ -97,6 +117,10 @@ pub async fn start(config: &Config) -> Result<RunningNode, StartError> {
             .add_service(MaintenanceServer::new(api.clone()).max_decoding_message_size(max_message))
             .add_service(WatchServer::new(api.clone()).max_decoding_message_size(max_message))
             .add_service(LeaseServer::new(api.clone()).max_decoding_message_size(max_message))
+            .add_service(health_service.clone())
+            .add_service(ClusterServer::new(api.clone()).max_decoding_message_size(max_message))
+            .add_service(ElectionServer::new(api.clone()).max_decoding_message_size(max_message))
+            .add_service(LockServer::new(api.clone()).max_decoding_message_size(max_message))
             // Joining members may name a client URL in --join.
             .add_service(PeerService::join_server(node.clone()));
         servers.push(tokio::spawn(router.serve_with_incoming_shutdown(

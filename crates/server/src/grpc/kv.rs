@@ -9,6 +9,7 @@ use tonic::{Request, Response, Status};
 use super::EtcdApi;
 use crate::convert;
 use crate::errors::{consensus_status, mvcc_status};
+use crate::quota;
 
 impl EtcdApi {
     /// Replicates a write and returns its response and revision.
@@ -21,6 +22,15 @@ impl EtcdApi {
         let response = outcome.map_err(|e| mvcc_status(&e))?;
         Ok((response, revision))
     }
+}
+
+/// Whether a txn can add data (puts in any branch, nested included): refused under NOSPACE.
+fn txn_puts(txn: &mvcc::TxnRequest) -> bool {
+    txn.success.iter().chain(&txn.failure).any(|op| match op {
+        mvcc::RequestOp::Put(_) => true,
+        mvcc::RequestOp::Txn(nested) => txn_puts(nested),
+        _ => false,
+    })
 }
 
 fn unexpected(what: &str) -> Status {
@@ -59,6 +69,7 @@ impl Kv for EtcdApi {
         self.check_size(&request)?;
         let put = convert::put_from_pb(request);
         mvcc::validate_put(&put).map_err(|e| mvcc_status(&e))?;
+        quota::check_space(&self.node)?;
         match self.replicate(WriteRequest::Put(put)).await? {
             (WriteResponse::Put(r), revision) => {
                 Ok(Response::new(convert::put_to_pb(r, self.header(revision))))
@@ -88,6 +99,9 @@ impl Kv for EtcdApi {
         self.check_size(&request)?;
         let txn = convert::txn_from_pb(request)?;
         mvcc::validate_txn(&txn, self.settings.max_txn_ops).map_err(|e| mvcc_status(&e))?;
+        if txn_puts(&txn) {
+            quota::check_space(&self.node)?;
+        }
         match self.replicate(WriteRequest::Txn(txn)).await? {
             (WriteResponse::Txn(r), revision) => Ok(Response::new(convert::txn_to_pb(
                 r,

@@ -17,6 +17,7 @@ impl Lease for EtcdApi {
         request: Request<pb::LeaseGrantRequest>,
     ) -> Result<Response<pb::LeaseGrantResponse>, Status> {
         let request = request.into_inner();
+        crate::quota::check_space(&self.node)?;
         let (id, ttl) = self
             .node
             .lease_grant(request.id, request.ttl)

@@ -1,7 +1,10 @@
 //! The etcd v3 gRPC services on the client port.
 
+pub mod cluster;
+pub mod election;
 pub mod kv;
 pub mod lease;
+pub mod lock;
 pub mod maintenance;
 pub mod watch;
 
@@ -11,7 +14,9 @@ use prost::Message;
 use tonic::Status;
 
 use crate::errors::REQUEST_TOO_LARGE;
+use crate::quota::UsageGauge;
 use crate::watch::SessionSettings;
+use std::sync::Arc;
 
 /// The etcd version this server reports; etcd 3.4/3.5 clients and Kubernetes accept it.
 pub const ETCD_COMPAT_VERSION: &str = "3.5.0";
@@ -26,6 +31,8 @@ pub struct ApiSettings {
     pub max_txn_ops: usize,
     /// Watch sessions.
     pub watch: SessionSettings,
+    /// The backend quota in bytes (0 = none), reported by Status.
+    pub quota_backend_bytes: u64,
 }
 
 /// State shared by the etcd services of one node.
@@ -33,12 +40,17 @@ pub struct ApiSettings {
 pub struct EtcdApi {
     node: Node,
     settings: ApiSettings,
+    usage: Arc<UsageGauge>,
 }
 
 impl EtcdApi {
     /// The services of `node`.
-    pub fn new(node: Node, settings: ApiSettings) -> EtcdApi {
-        EtcdApi { node, settings }
+    pub fn new(node: Node, settings: ApiSettings, usage: Arc<UsageGauge>) -> EtcdApi {
+        EtcdApi {
+            node,
+            settings,
+            usage,
+        }
     }
 
     /// etcd clients send metadata `hasleader: true` to ask that a member without a leader
