@@ -42,6 +42,12 @@ pub enum ConsensusError {
     Fatal(String),
 }
 
+impl From<crate::codec::CodecError> for ConsensusError {
+    fn from(e: crate::codec::CodecError) -> Self {
+        ConsensusError::Storage(e.to_string())
+    }
+}
+
 impl From<std::io::Error> for ConsensusError {
     fn from(e: std::io::Error) -> Self {
         ConsensusError::Storage(e.to_string())

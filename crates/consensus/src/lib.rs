@@ -19,6 +19,7 @@ pub mod membership;
 pub mod network;
 pub mod node;
 pub mod peer;
+pub mod restore;
 pub mod service;
 pub mod snapshot;
 pub mod state_machine;

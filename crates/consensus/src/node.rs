@@ -70,6 +70,8 @@ pub struct NodeConfig {
     pub request_timeout: Duration,
     /// sled page cache budget.
     pub cache_bytes: u64,
+    /// On a fresh data dir: start the new cluster from this snapshot file.
+    pub restore_snapshot: Option<PathBuf>,
     /// How often the leader checkpoints remaining lease TTLs through Raft.
     pub lease_checkpoint_interval: Duration,
 }
@@ -209,7 +211,7 @@ impl Node {
                 ))
             })?;
         let group = DEFAULT_GROUP;
-        let log = LogStore::open(
+        let mut log = LogStore::open(
             &config.data_dir.join("raft").join(format!("g{}", group.0)),
             DEFAULT_SEGMENT_BYTES,
         )?;
@@ -221,6 +223,28 @@ impl Node {
         let store = state_machine.store();
         let snapshots = state_machine.snapshot_dir();
         let commits = state_machine.commit_sender();
+        if let Some(file) = config.restore_snapshot.as_ref().filter(|_| !fresh) {
+            // Like the --initial-cluster flags, the restore applies to the first start only.
+            tracing::warn!(snapshot = %file.display(), "--restore-snapshot ignored: the data dir is already initialized");
+        }
+        if let Some(file) = config.restore_snapshot.as_ref().filter(|_| fresh) {
+            match config.bootstrap {
+                Bootstrap::New => {
+                    crate::restore::restore(file, &config, &store, &snapshots, &mut log).await?
+                }
+                // A member joining a running cluster receives the cluster's data from it.
+                Bootstrap::Join(_) => tracing::warn!(
+                    snapshot = %file.display(),
+                    "--restore-snapshot ignored: a joining member gets its data from the cluster"
+                ),
+                Bootstrap::Existing => {
+                    return Err(ConsensusError::Config(
+                        "--restore-snapshot starts a new cluster: use it with --initial-cluster-state new"
+                            .into(),
+                    ))
+                }
+            }
+        }
 
         let heartbeat = config.heartbeat.as_millis() as u64;
         let election = (config.election_timeout.as_millis() as u64).max(heartbeat * 3);

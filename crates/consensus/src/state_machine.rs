@@ -23,8 +23,8 @@ use crate::types::{
     Alarm, AlarmChange, Command, CommandResult, LogId, SnapshotMeta, StoredMembership, TypeConfig,
 };
 
-const LAST_APPLIED: &str = "raft.last_applied";
-const MEMBERSHIP: &str = "raft.membership";
+pub(crate) const LAST_APPLIED: &str = "raft.last_applied";
+pub(crate) const MEMBERSHIP: &str = "raft.membership";
 /// The replicated alarm list (etcd's Maintenance.Alarm).
 pub const ALARMS: &str = "alarms";
 

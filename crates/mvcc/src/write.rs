@@ -97,6 +97,11 @@ impl<'a> WriteTxn<'a> {
             .insert(crate::encoding::app_key(name), Some(seal(&value)));
     }
 
+    /// Stages the removal of caller metadata `name`, committed atomically with the data.
+    pub fn remove_app_meta(&mut self, name: &str) {
+        self.pending.insert(crate::encoding::app_key(name), None);
+    }
+
     /// Writes everything staged in one atomic batch and makes it visible to readers.
     ///
     /// Guarantees: readers see either none or all of it; returns the new current revision

@@ -69,6 +69,9 @@ pub struct Config {
     /// How long a watch stream may go without the client reading before it is ended, in
     /// milliseconds. Default 10000.
     pub watch_slow_client_timeout: u64,
+    /// On a fresh data dir, start a new cluster from this snapshot file (as saved by
+    /// `etcdctl snapshot save` from a Conclave member). Default empty (none).
+    pub restore_snapshot: String,
     /// Log filter (`tracing` env-filter syntax). Default `info`.
     pub log_level: String,
 }
@@ -98,6 +101,7 @@ impl Default for Config {
             lease_checkpoint_interval: 5_000,
             watch_progress_notify_interval: 600_000,
             watch_slow_client_timeout: 10_000,
+            restore_snapshot: String::new(),
             log_level: "info".into(),
         }
     }
@@ -180,6 +184,9 @@ pub struct Flags {
     /// Watch slow-client timeout (ms).
     #[arg(long)]
     pub watch_slow_client_timeout: Option<u64>,
+    /// Start a new cluster from this snapshot file (fresh data dir only).
+    #[arg(long)]
+    pub restore_snapshot: Option<String>,
     /// Log filter.
     #[arg(long)]
     pub log_level: Option<String>,
@@ -245,6 +252,7 @@ impl Config {
             lease_checkpoint_interval,
             watch_progress_notify_interval,
             watch_slow_client_timeout,
+            restore_snapshot,
             log_level
         );
         Ok(builder.build()?.try_deserialize()?)
@@ -329,6 +337,8 @@ impl Config {
             request_timeout: Duration::from_millis(self.request_timeout),
             cache_bytes: self.cache_bytes,
             lease_checkpoint_interval: Duration::from_millis(self.lease_checkpoint_interval.max(100)),
+            restore_snapshot: (!self.restore_snapshot.trim().is_empty())
+                .then(|| PathBuf::from(&self.restore_snapshot)),
         })
     }
 }

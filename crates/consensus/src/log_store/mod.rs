@@ -202,6 +202,12 @@ impl LogStore {
             .map_err(|_| io::Error::other("raft log writer thread has stopped"))
     }
 
+    /// Waits until every write submitted so far is on disk.
+    pub async fn sync(&self) -> io::Result<()> {
+        let committed = self.shared.lock().committed;
+        self.submit_and_wait(WalRecord::Committed(committed)).await
+    }
+
     /// How many times the log has been `fdatasync`ed since it was opened.
     pub fn fsync_count(&self) -> u64 {
         self.shared.syncs.load(std::sync::atomic::Ordering::Relaxed)
