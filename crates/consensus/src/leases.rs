@@ -86,6 +86,8 @@ impl Node {
             let reply = if self.raft().is_leader() {
                 Ok(self.handle_lease_request(request.clone()).await)
             } else {
+                // (A follower that believes it leads answers NotLeader after failing to
+                // confirm it; the loop then asks whoever leads now.)
                 self.ask_leader(request.clone()).await
             };
             let error = match reply {
@@ -117,6 +119,7 @@ impl Node {
         };
         match result {
             Ok((remaining, granted)) => PeerReply::LeaseTtl { remaining, granted },
+            Err(ConsensusError::NotLeader) => self.not_leader(),
             Err(e) => PeerReply::Failed(e.to_string()),
         }
     }

@@ -104,6 +104,11 @@ impl ExpiryTable {
 #[derive(Default)]
 pub struct Lessor {
     table: Mutex<ExpiryTable>,
+    /// Serialises everything that proposes lease state or answers a keep-alive
+    /// (revocations, checkpoints, renewals), so a checkpoint computed before a keep-alive
+    /// can never commit after the keep-alive was acknowledged, and a keep-alive never
+    /// extends a lease whose revocation is in flight.
+    ops: tokio::sync::Mutex<()>,
     /// The term this member led when it loaded the table, if it is leading.
     loaded_term: Mutex<Option<u64>>,
 }
@@ -168,9 +173,23 @@ impl Node {
                 }
                 table.expired(now)
             };
+            let _ops = self.lessor().ops.lock().await;
+            // Proposals are made only while still leading in the term the table was loaded
+            // in, and never forwarded: a deposed leader's stale decisions must not reach the
+            // new leader (etcd #15247).
+            let still_leading = || {
+                let now = self.status();
+                now.is_leader && now.term == status.term
+            };
             for id in expired {
+                if !still_leading() {
+                    break;
+                }
                 tracing::info!(lease = format!("{id:016x}"), "lease expired; revoking");
-                match self.write(Command::Write(WriteRequest::LeaseRevoke { id })).await {
+                match self
+                    .propose_as_leader(Command::Write(WriteRequest::LeaseRevoke { id }))
+                    .await
+                {
                     Ok(_) => self.lessor().table().forget(id),
                     Err(e) => {
                         tracing::warn!(lease = format!("{id:016x}"), error = %e, "revoking an expired lease failed")
@@ -179,10 +198,10 @@ impl Node {
             }
             if now.duration_since(last_checkpoint) >= checkpoint_interval {
                 last_checkpoint = now;
-                let checkpoints = self.lessor().table().checkpoints(now);
-                if !checkpoints.is_empty() {
+                let checkpoints = self.lessor().table().checkpoints(Instant::now());
+                if !checkpoints.is_empty() && still_leading() {
                     if let Err(e) = self
-                        .write(Command::Write(WriteRequest::LeaseCheckpoint { checkpoints }))
+                        .propose_as_leader(Command::Write(WriteRequest::LeaseCheckpoint { checkpoints }))
                         .await
                     {
                         tracing::debug!(error = %e, "lease checkpoint failed");
@@ -192,19 +211,17 @@ impl Node {
         }
     }
 
-    /// Lease `id` as of every write acknowledged so far (a lease granted a moment ago may
-    /// not be applied locally yet: then wait for the read index and look again).
+    /// On the leader: confirms leadership with a quorum (a partitioned ex-leader must not
+    /// answer keep-alives) and returns lease `id` as of every write acknowledged so far.
     async fn applied_lease(&self, id: i64) -> Result<Option<LeaseInfo>> {
-        if let Some(lease) = self.store().lease(id).map_err(ConsensusError::Rejected)? {
-            return Ok(Some(lease));
-        }
-        self.linearizable_barrier().await?;
+        self.confirm_leadership().await?;
         self.store().lease(id).map_err(ConsensusError::Rejected)
     }
 
     /// On the leader: extends lease `id` by its TTL and returns the TTL, or 0 if there is
     /// no such lease (what etcd's keep-alive answers).
     pub(crate) async fn renew_lease_here(&self, id: i64) -> Result<i64> {
+        let _ops = self.lessor().ops.lock().await;
         let Some(lease) = self.applied_lease(id).await? else {
             return Ok(0);
         };
@@ -212,7 +229,7 @@ impl Node {
             // Replicate "full TTL again" before acknowledging, so a new leader never starts
             // this lease from an older, shorter checkpoint.
             let reset = vec![LeaseCheckpoint { id, remaining_ttl: 0 }];
-            self.write(Command::Write(WriteRequest::LeaseCheckpoint {
+            self.propose_as_leader(Command::Write(WriteRequest::LeaseCheckpoint {
                 checkpoints: reset,
             }))
             .await?;

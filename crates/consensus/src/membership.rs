@@ -9,6 +9,7 @@ use std::time::Duration;
 use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ChangeMembershipError, ClientWriteError, RaftError};
 use openraft::ChangeMembers;
+use openraft::Instant as _;
 
 use crate::error::{ConsensusError, Result};
 use crate::identity::stable_id;
@@ -80,15 +81,67 @@ impl Node {
         }
     }
 
+    /// Members that acknowledged a heartbeat sent after this call began (this member
+    /// included): an active probe, so a member that died a moment ago does not count.
+    async fn reachable_members(&self) -> BTreeSet<u64> {
+        let probe = openraft::TokioInstant::now();
+        let _ = self.raft().trigger().heartbeat().await;
+        let acked_since_probe = |m: &openraft::RaftMetrics<crate::types::TypeConfig>| -> BTreeSet<u64> {
+            m.heartbeat
+                .iter()
+                .flatten()
+                .filter(|(_, acked)| acked.as_ref().is_some_and(|at| **at >= probe))
+                .map(|(id, _)| *id)
+                .collect()
+        };
+        let everyone: BTreeSet<u64> = self.members().iter().map(|m| m.id).collect();
+        let me = self.member_id();
+        // Wait for every member to answer, or one election timeout for those that can't.
+        let _ = self
+            .raft()
+            .wait(Some(self.election_timeout()))
+            .metrics(
+                |m| {
+                    let acked = acked_since_probe(m);
+                    everyone.iter().all(|id| *id == me || acked.contains(id))
+                },
+                "members answer a heartbeat",
+            )
+            .await;
+        let mut reachable = acked_since_probe(&self.raft().metrics().borrow_watched());
+        reachable.insert(me);
+        reachable
+    }
+
+    /// etcd's guard: a voter change must leave a quorum of voters that are reachable now,
+    /// or the cluster could lock itself up waiting for members that are not there.
+    async fn check_quorum_after(&self, voters_after: &BTreeSet<u64>) -> std::result::Result<(), PeerReply> {
+        let reachable = self.reachable_members().await;
+        let up = voters_after.iter().filter(|v| reachable.contains(v)).count();
+        if up < voters_after.len() / 2 + 1 {
+            return Err(PeerReply::Membership(Err(MembershipRefusal::NotEnoughStarted)));
+        }
+        Ok(())
+    }
+
     /// Applies `change` on this (leader) member, retrying while another membership change
-    /// is still in progress.
+    /// is still in progress, for at most the request timeout.
     async fn apply_change(
         &self,
         change: ChangeMembers<u64, MemberNode>,
     ) -> std::result::Result<(), PeerReply> {
         let mut attempt = 0;
         loop {
-            match self.raft().change_membership(change.clone(), false).await {
+            let timed = tokio::time::timeout(
+                self.request_timeout(),
+                self.raft().change_membership(change.clone(), false),
+            );
+            let Ok(result) = timed.await else {
+                return Err(PeerReply::Membership(Err(MembershipRefusal::Failed(
+                    "membership change timed out; its outcome is unknown".into(),
+                ))));
+            };
+            match result {
                 Ok(_) => return Ok(()),
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                     return Err(PeerReply::NotLeader(leader_hint(&f)))
@@ -176,12 +229,15 @@ impl Node {
                 node.peer_urls.join(",")
             ));
         };
-        if !member.node.name.is_empty() && member.node.name != node.name {
+        if !member.node.name.is_empty() {
+            // It has started before: a fresh data dir must not take over its id (it would
+            // vote again in terms it already voted in, with none of its log).
             return PeerReply::Failed(format!(
-                "the member with peer URLs {} is named {}, not {}",
-                node.peer_urls.join(","),
+                "member {} ({:x}) with peer URLs {} has already started; a member that lost its data dir must be \
+                 removed (member remove) and added again",
                 member.node.name,
-                node.name
+                member.id,
+                node.peer_urls.join(",")
             ));
         }
         if let Err(reply) = self
@@ -272,6 +328,11 @@ impl Node {
                 if is_learner {
                     (id, ChangeMembers::AddNodes(BTreeMap::from([(id, node)])))
                 } else {
+                    let mut voters: BTreeSet<u64> = self.raft().voter_ids().collect();
+                    voters.insert(id);
+                    if let Err(reply) = self.check_quorum_after(&voters).await {
+                        return reply;
+                    }
                     // As etcd: a voter that has not started yet counts towards the quorum at once.
                     (id, ChangeMembers::AddVoters(BTreeMap::from([(id, node)])))
                 }
@@ -280,6 +341,10 @@ impl Node {
                 None => return refuse(MembershipRefusal::MemberNotFound),
                 Some(member) if member.is_learner => (id, ChangeMembers::RemoveNodes(BTreeSet::from([id]))),
                 Some(_) => {
+                    let voters: BTreeSet<u64> = self.raft().voter_ids().filter(|v| *v != id).collect();
+                    if let Err(reply) = self.check_quorum_after(&voters).await {
+                        return reply;
+                    }
                     // Voter: leave the voter set, then drop the node entry.
                     if let Err(reply) = self
                         .apply_change(ChangeMembers::RemoveVoters(BTreeSet::from([id])))
@@ -311,7 +376,14 @@ impl Node {
                 None => return refuse(MembershipRefusal::MemberNotFound),
                 Some(member) if !member.is_learner => return refuse(MembershipRefusal::NotLearner),
                 Some(_) if !self.learner_in_sync(id) => return refuse(MembershipRefusal::LearnerNotReady),
-                Some(_) => (id, ChangeMembers::AddVoterIds(BTreeSet::from([id]))),
+                Some(_) => {
+                    let mut voters: BTreeSet<u64> = self.raft().voter_ids().collect();
+                    voters.insert(id);
+                    if let Err(reply) = self.check_quorum_after(&voters).await {
+                        return reply;
+                    }
+                    (id, ChangeMembers::AddVoterIds(BTreeSet::from([id])))
+                }
             },
         };
         match self.apply_change(change).await {

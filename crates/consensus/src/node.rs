@@ -477,6 +477,41 @@ impl Node {
         }
     }
 
+    /// Proposes `command` only if this member leads, never forwarding it: for decisions
+    /// only the current leader may make (lease expiry and checkpoints).
+    pub(crate) async fn propose_as_leader(&self, command: Command) -> Result<CommandResult> {
+        match tokio::time::timeout(
+            self.inner.config.request_timeout,
+            self.inner.raft.client_write(command),
+        )
+        .await
+        {
+            Err(_) => Err(ConsensusError::OutcomeUnknown("commit timed out".into())),
+            Ok(Ok(response)) => Ok(response.data),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
+                Err(ConsensusError::NotLeader)
+            }
+            Ok(Err(RaftError::APIError(e))) => Err(ConsensusError::OutcomeUnknown(e.to_string())),
+            Ok(Err(RaftError::Fatal(e))) => Err(fatal(e)),
+        }
+    }
+
+    /// Confirms with a quorum that this member still leads, and that its state machine
+    /// has applied everything committed before the call (read index on the leader).
+    pub(crate) async fn confirm_leadership(&self) -> Result<()> {
+        let attempt = tokio::time::timeout(
+            self.inner.config.request_timeout,
+            self.inner.raft.ensure_linearizable(ReadPolicy::ReadIndex),
+        )
+        .await;
+        match attempt {
+            Err(_) => Err(ConsensusError::Timeout),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(RaftError::APIError(_))) => Err(ConsensusError::NotLeader),
+            Ok(Err(RaftError::Fatal(e))) => Err(fatal(e)),
+        }
+    }
+
     /// Waits (at most until `deadline`, and at most one election timeout) for the leader to
     /// change or become known.
     async fn wait_for_leader_change(&self, deadline: Instant) {

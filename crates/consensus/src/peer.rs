@@ -73,6 +73,9 @@ pub enum MembershipRefusal {
     /// The learner is too far behind the leader to be promoted.
     #[error("etcdserver: can only promote a learner member which is in sync with leader")]
     LearnerNotReady,
+    /// The change would leave fewer reachable voters than a quorum.
+    #[error("etcdserver: re-configuration failed due to not enough started members")]
+    NotEnoughStarted,
     /// The change failed for another reason.
     #[error("etcdserver: {0}")]
     Failed(String),

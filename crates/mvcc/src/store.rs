@@ -212,6 +212,12 @@ impl Store {
     /// snapshot of such a member) get the same hash. App meta is excluded: it holds each
     /// member's own Raft positions, which legitimately differ at the same revision.
     pub fn hash(&self) -> Result<u32> {
+        self.hash_at_revision().map(|(hash, _, _)| hash)
+    }
+
+    /// [`Store::hash`] with the current and compact revisions it was computed at, read
+    /// under one lock (what HashKV reports).
+    pub fn hash_at_revision(&self) -> Result<(u32, i64, i64)> {
         let state = self.read_state();
         let mut hasher = crc32fast::Hasher::new();
         for item in state.tree.scan(&KeyRange::all(), false) {
@@ -225,16 +231,20 @@ impl Store {
             hasher.update(&(v.len() as u64).to_be_bytes());
             hasher.update(&v);
         }
-        Ok(hasher.finalize())
+        Ok((hasher.finalize(), state.current_revision, state.compact_revision))
     }
 
     /// Bytes of live records (keys and values, history included) in this store: what the
     /// data would occupy if stored compactly. Unlike [`Store::size_on_disk`] it shrinks
     /// when keys are deleted and history is compacted. Scans the store.
+    ///
+    /// The scan runs on a handle to the tree without holding the store's lock, so commits
+    /// and reads proceed meanwhile (the total is then approximate, which a quota check
+    /// tolerates).
     pub fn size_in_use(&self) -> Result<u64> {
-        let state = self.read_state();
+        let tree = self.read_state().tree.clone();
         let mut total = 0u64;
-        for item in state.tree.scan(&KeyRange::all(), false) {
+        for item in tree.scan(&KeyRange::all(), false) {
             let (k, v) = item?;
             total += (k.len() + v.len()) as u64;
         }

@@ -54,7 +54,8 @@ pub fn consensus_status(e: &ConsensusError) -> Status {
                 MembershipRefusal::MemberNotFound => Code::NotFound,
                 MembershipRefusal::PeerUrlsExist
                 | MembershipRefusal::NotLearner
-                | MembershipRefusal::LearnerNotReady => Code::FailedPrecondition,
+                | MembershipRefusal::LearnerNotReady
+                | MembershipRefusal::NotEnoughStarted => Code::FailedPrecondition,
                 MembershipRefusal::Failed(_) => Code::Unknown,
             };
             Status::new(code, refusal.to_string())

@@ -161,4 +161,36 @@ async fn member_add_start_promote_update_and_remove_work_as_in_etcd() {
         .put("after-remove", "1", None)
         .await
         .expect("put after remove");
+
+    // With a member down, adding a voter would leave no reachable quorum: refused, as etcd.
+    let down = (1..=3).find(|i| *i != 2).expect("another member");
+    cluster.kill(down).expect("kill");
+    wait_until(
+        "the leader to notice the member is down",
+        Duration::from_secs(20),
+        || {
+            let mut c = client.clone();
+            async move {
+                match c.member_add(["http://127.0.0.1:7"], None).await {
+                    Err(e)
+                        if e.to_string()
+                            .contains("re-configuration failed due to not enough started members") =>
+                    {
+                        Some(())
+                    }
+                    Ok(added) => panic!(
+                        "a voter was added with a member down: {:?}",
+                        added.member().map(|m| m.id())
+                    ),
+                    Err(_) => None,
+                }
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.log_dump()));
+    client
+        .put("still-writable", "1", None)
+        .await
+        .expect("the cluster still takes writes");
 }

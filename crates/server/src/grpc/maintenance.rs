@@ -105,7 +105,13 @@ impl Maintenance for EtcdApi {
             .alarms()
             .unwrap_or_default()
             .into_iter()
-            .map(|a| format!("memberID:{} alarm:{:?} ", a.member_id, a.kind).to_uppercase())
+            .map(|a| {
+                let kind = match a.kind {
+                    AlarmKind::NoSpace => "NOSPACE",
+                    AlarmKind::Corrupt => "CORRUPT",
+                };
+                format!("memberID:{} alarm:{kind} ", a.member_id)
+            })
             .collect();
         Ok(Response::new(pb::StatusResponse {
             header: self.header(revision),
@@ -159,11 +165,10 @@ impl Maintenance for EtcdApi {
     ) -> Result<Response<pb::HashKvResponse>, Status> {
         let wanted = request.into_inner().revision;
         let store = self.node.store().clone();
-        let (hash, revision, compacted) = tokio::task::spawn_blocking(move || {
-            (store.hash(), store.current_revision(), store.compact_revision())
-        })
-        .await
-        .map_err(|e| Status::internal(e.to_string()))?;
+        let (hash, revision, compacted) = tokio::task::spawn_blocking(move || store.hash_at_revision())
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(|e| mvcc_status(&e))?;
         if wanted != 0 && wanted != revision {
             return Err(Status::failed_precondition(format!(
                 "conclave: HashKV at revision {wanted} is not supported; ask at the current revision (0)"
@@ -171,7 +176,7 @@ impl Maintenance for EtcdApi {
         }
         Ok(Response::new(pb::HashKvResponse {
             header: self.header(revision),
-            hash: hash.map_err(|e| mvcc_status(&e))?,
+            hash,
             compact_revision: compacted,
             hash_revision: revision,
         }))

@@ -65,6 +65,25 @@ pub struct Session {
     out: mpsc::Sender<Result<WatchResponse, Status>>,
     watchers: BTreeMap<i64, Watcher>,
     next_auto_id: i64,
+    /// Every revision up to this one has been handled by the session (delivered to or
+    /// skipped by every watcher): what a progress notification may claim.
+    processed: i64,
+}
+
+/// What a request asks of the session loop.
+enum Requested {
+    Nothing,
+    Progress,
+}
+
+/// The next request, or never once the client closed its sending side.
+async fn next_request(
+    requests: &mut Option<Streaming<WatchRequest>>,
+) -> Result<Option<WatchRequest>, Status> {
+    match requests {
+        Some(stream) => stream.message().await,
+        None => std::future::pending().await,
+    }
 }
 
 impl Session {
@@ -72,39 +91,46 @@ impl Session {
     pub async fn run(
         node: Node,
         settings: SessionSettings,
-        mut requests: Streaming<WatchRequest>,
+        requests: Streaming<WatchRequest>,
         out: mpsc::Sender<Result<WatchResponse, Status>>,
     ) {
         // Subscribe first: every commit after this point reaches the session.
         let mut commits = node.subscribe_commits();
+        let processed = node.store().current_revision();
         let mut session = Session {
             node,
             settings,
             out,
             watchers: BTreeMap::new(),
             next_auto_id: 0,
+            processed,
         };
+        let mut requests = Some(requests);
         let mut progress = tokio::time::interval(settings.progress_interval);
         progress.tick().await;
+        let out = session.out.clone();
         let ended = loop {
             let step = tokio::select! {
-                request = requests.message() => match request {
-                    Ok(Some(request)) => session.handle(request).await,
-                    Ok(None) => break End::ClientGone,
+                request = next_request(&mut requests) => match request {
+                    Ok(Some(request)) => match session.handle(request).await {
+                        Ok(Requested::Progress) => session.answer_progress(&mut commits).await,
+                        Ok(Requested::Nothing) => Ok(()),
+                        Err(end) => Err(end),
+                    },
+                    // The client closed its sending side: as etcd, keep sending events
+                    // until it closes the stream.
+                    Ok(None) => {
+                        requests = None;
+                        Ok(())
+                    }
                     Err(status) => {
                         tracing::debug!(error = %status, "watch stream closed by the client");
                         break End::ClientGone;
                     }
                 },
-                commit = commits.recv() => match commit {
-                    Ok(commit) => session.deliver(&commit).await,
-                    Err(broadcast::error::RecvError::Lagged(missed)) => {
-                        tracing::debug!(missed, "watch session lagged; catching up from history");
-                        session.catch_up().await
-                    }
-                    Err(broadcast::error::RecvError::Closed) => break End::ClientGone,
-                },
+                commit = commits.recv() => session.on_commit(commit).await,
                 _ = progress.tick() => session.notify_progress(false).await,
+                _ = out.closed() => break End::ClientGone,
             };
             if let Err(end) = step {
                 break end;
@@ -151,9 +177,41 @@ impl Session {
         }
     }
 
-    async fn handle(&mut self, request: WatchRequest) -> Result<(), End> {
+    async fn on_commit(
+        &mut self,
+        commit: Result<Arc<CommitOutcome>, broadcast::error::RecvError>,
+    ) -> Result<(), End> {
+        match commit {
+            Ok(commit) => self.deliver(&commit).await,
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::debug!(missed, "watch session lagged; catching up from history");
+                self.catch_up().await
+            }
+            Err(broadcast::error::RecvError::Closed) => Err(End::ClientGone),
+        }
+    }
+
+    /// Answers a progress request only after handling every commit already published, so
+    /// the revision it reports is one whose events have all been sent.
+    async fn answer_progress(
+        &mut self,
+        commits: &mut broadcast::Receiver<Arc<CommitOutcome>>,
+    ) -> Result<(), End> {
+        loop {
+            match commits.try_recv() {
+                Ok(commit) => self.deliver(&commit).await?,
+                Err(broadcast::error::TryRecvError::Lagged(_)) => self.catch_up().await?,
+                Err(_) => break,
+            }
+        }
+        self.notify_progress(true).await
+    }
+
+    async fn handle(&mut self, request: WatchRequest) -> Result<Requested, End> {
         match request.request_union {
-            Some(RequestUnion::CreateRequest(create)) => self.create(create).await,
+            Some(RequestUnion::CreateRequest(create)) => {
+                self.create(create).await.map(|()| Requested::Nothing)
+            }
             Some(RequestUnion::CancelRequest(cancel)) => {
                 if self.watchers.remove(&cancel.watch_id).is_some() {
                     let header = self.header(self.node.store().current_revision());
@@ -165,10 +223,10 @@ impl Session {
                     })
                     .await?;
                 }
-                Ok(())
+                Ok(Requested::Nothing)
             }
-            Some(RequestUnion::ProgressRequest(_)) => self.notify_progress(true).await,
-            None => Ok(()),
+            Some(RequestUnion::ProgressRequest(_)) => Ok(Requested::Progress),
+            None => Ok(Requested::Nothing),
         }
     }
 
@@ -288,6 +346,7 @@ impl Session {
     }
 
     async fn deliver(&mut self, commit: &Arc<CommitOutcome>) -> Result<(), End> {
+        self.processed = self.processed.max(commit.revision);
         let ids: Vec<i64> = self.watchers.keys().copied().collect();
         for id in ids {
             let Some(watcher) = self.watchers.get(&id) else {
@@ -320,6 +379,7 @@ impl Session {
 
     async fn catch_up(&mut self) -> Result<(), End> {
         let current = self.node.store().current_revision();
+        self.processed = self.processed.max(current);
         let ids: Vec<i64> = self.watchers.keys().copied().collect();
         for id in ids {
             let Some(mut watcher) = self.watchers.remove(&id) else {
@@ -335,7 +395,7 @@ impl Session {
     /// Progress notifications: on request, one response for the stream (watch id -1, as
     /// etcd); on the timer, one per watcher that asked for them.
     async fn notify_progress(&self, requested: bool) -> Result<(), End> {
-        let revision = self.node.store().current_revision();
+        let revision = self.processed;
         if requested {
             return self
                 .send(WatchResponse {
