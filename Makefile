@@ -1,7 +1,7 @@
 # Conclave developer commands. `make cluster` and `make test` are the two a newcomer needs.
 CARGO ?= cargo
 
-.PHONY: cluster test deps build lint fmt clean
+.PHONY: cluster test deps build lint fmt clean bench chaos
 
 ## Start a local 3-member cluster on loopback (data in ./data).
 cluster: deps
@@ -15,6 +15,16 @@ test: deps
 ## Install the Debian packages the build and tests need (protoc, etcdctl).
 deps:
 	scripts/install-deps.sh
+
+## Conclave vs etcd 3.4 side by side (3 members each, loopback); writes docs/benchmarks.md.
+bench: deps
+	scripts/bench.sh
+
+## Long fault-injection schedules (3 and 5 members, seeds 1-3, 60 s each) with a
+## linearizability check; `make test` runs a short seeded one.
+chaos: deps
+	$(CARGO) build --release -p conclave-server -p conclave-chaos
+	target/release/conclave-chaos --bin target/release/conclave $(CHAOS_ARGS)
 
 build: deps
 	$(CARGO) build --release --workspace

@@ -1,0 +1,219 @@
+#!/usr/bin/env bash
+# `make bench`: Conclave vs etcd 3.4, side by side, on this machine.
+#
+#  1. builds conclave + conclave-bench (release) and installs Debian's etcd-server and
+#     etcd-client when `etcd` is missing;
+#  2. starts a 3-member Conclave cluster and a 3-member etcd cluster on loopback (own ports,
+#     data under a temp dir in target/, heartbeat 100 ms / election 1000 ms for both);
+#  3. measures the disk's fsync latency (conclave-bench fsync-probe, on the data dirs' disk);
+#  4. runs the workload set alternately: for each workload Conclave, then etcd, with the same
+#     conclave-bench command line;
+#  5. reads each member's peak RSS (VmHWM) and data-dir size, and writes docs/benchmarks.md.
+# Every process it started is stopped on exit, Ctrl-C or failure (the temp dir is kept after
+# a failure, for the logs).
+#
+#   BENCH_DURATION=15s   length of each measured run
+#   BENCH_KEEP=1         keep the temp dir (data dirs, logs, JSON results)
+#   BENCH_OUT=path       where to write the document (default docs/benchmarks.md)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+duration=${BENCH_DURATION:-15s}
+out=${BENCH_OUT:-docs/benchmarks.md}
+
+log() { printf '\n== %s\n' "$*" >&2; }
+die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+
+# --- 1. binaries and etcd -----------------------------------------------------------------
+log "building release binaries"
+cargo build --release -p conclave-server -p conclave-bench
+conclave=$root/target/release/conclave
+bench=$root/target/release/conclave-bench
+
+if ! command -v etcd >/dev/null 2>&1 || ! command -v etcdctl >/dev/null 2>&1; then
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || die "etcd is missing: run as root or install etcd-server etcd-client"
+    sudo=sudo
+  fi
+  log "installing etcd-server and etcd-client (Debian)"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq etcd-server etcd-client >/dev/null
+fi
+etcd_version=$(etcd --version | sed -n 's/^etcd Version: //p')
+case $etcd_version in 3.4.*) ;; *) echo "warning: etcd $etcd_version is not 3.4" >&2 ;; esac
+
+# --- 2. clusters ------------------------------------------------------------------------------
+# Other builds and test clusters on this machine skew every figure: note which workloads
+# overlapped one (processes named rustc, cargo, conclave or etcd besides our six members).
+others_running() {
+  local n
+  n=$(pgrep -c -x 'rustc|cargo|conclave|etcd' 2>/dev/null || true)
+  echo $((n - ${#pids[@]}))
+}
+pids=()
+busy_at=()
+[ "$(others_running)" -gt 0 ] && busy_at+=(start)
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+
+mkdir -p target
+work=$(mktemp -d "$root/target/bench.XXXXXX")
+results=$work/results
+mkdir -p "$results"
+
+names=() systems=() dirs=()
+cleanup() { # exit status
+  local rc=$1
+  trap - EXIT INT TERM
+  if [ ${#pids[@]} -gt 0 ]; then
+    kill -TERM "${pids[@]}" 2>/dev/null || true
+    for _ in $(seq 50); do
+      local alive=0
+      for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+      [ $alive -eq 0 ] && break
+      sleep 0.2
+    done
+    kill -KILL "${pids[@]}" 2>/dev/null || true
+    wait "${pids[@]}" 2>/dev/null || true
+  fi
+  if [ "${BENCH_KEEP:-0}" = 1 ] || [ "$rc" -eq 1 ]; then
+    echo "kept $work (data dirs, logs, results)" >&2
+  else
+    rm -rf "$work"
+  fi
+  exit $rc
+}
+trap 'cleanup $?' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for p in 41379 41380 42379 42380 43379 43380 51379 51380 52379 52380 53379 53380; do
+  port_free "$p" || die "port $p is in use (another bench still running?)"
+done
+
+timing=(--heartbeat-interval 100 --election-timeout 1000)
+conclave_cluster="c1=http://127.0.0.1:41380,c2=http://127.0.0.1:42380,c3=http://127.0.0.1:43380"
+etcd_cluster="e1=http://127.0.0.1:51380,e2=http://127.0.0.1:52380,e3=http://127.0.0.1:53380"
+conclave_eps="127.0.0.1:41379,127.0.0.1:42379,127.0.0.1:43379"
+etcd_eps="127.0.0.1:51379,127.0.0.1:52379,127.0.0.1:53379"
+
+start_member() { # system binary name client_port peer_port cluster token
+  local system=$1 bin=$2 name=$3 cport=$4 pport=$5 cluster=$6 token=$7
+  local dir=$work/$system/$name
+  mkdir -p "$work/$system"
+  local args=(--name "$name" --data-dir "$dir"
+    --listen-client-urls "http://127.0.0.1:$cport" --advertise-client-urls "http://127.0.0.1:$cport"
+    --listen-peer-urls "http://127.0.0.1:$pport" --initial-advertise-peer-urls "http://127.0.0.1:$pport"
+    --initial-cluster "$cluster" --initial-cluster-state new --initial-cluster-token "$token"
+    "${timing[@]}")
+  # A session of its own: Ctrl-C reaches only this script, whose trap stops the members
+  # (both etcd and conclave would otherwise catch SIGINT and shut down mid-run).
+  setsid "$bin" "${args[@]}" >"$work/$system/$name.log" 2>&1 </dev/null &
+  pids+=($!) names+=("$name") systems+=("$system") dirs+=("$dir")
+  echo "$(basename "$bin") ${args[*]}" | sed "s|$work|\$WORK|g" >>"$results/commands.txt"
+}
+
+log "starting Conclave (c1..c3) and etcd $etcd_version (e1..e3) in $work"
+echo "# \$WORK: a fresh temp dir under target/ (the repository's disk). Conclave:" >"$results/commands.txt"
+start_member conclave "$conclave" c1 41379 41380 "$conclave_cluster" conclave-bench
+start_member conclave "$conclave" c2 42379 42380 "$conclave_cluster" conclave-bench
+start_member conclave "$conclave" c3 43379 43380 "$conclave_cluster" conclave-bench
+echo "# etcd:" >>"$results/commands.txt"
+start_member etcd "$(command -v etcd)" e1 51379 51380 "$etcd_cluster" etcd-bench
+start_member etcd "$(command -v etcd)" e2 52379 52380 "$etcd_cluster" etcd-bench
+start_member etcd "$(command -v etcd)" e3 53379 53380 "$etcd_cluster" etcd-bench
+{
+  echo "CONCLAVE=$conclave_eps"
+  echo "ETCD=$etcd_eps"
+} >>"$results/commands.txt"
+
+check_alive() {
+  for i in "${!pids[@]}"; do
+    kill -0 "${pids[$i]}" 2>/dev/null ||
+      die "${systems[$i]} member ${names[$i]} exited; log: $work/${systems[$i]}/${names[$i]}.log (kept)"
+  done
+}
+wait_healthy() { # endpoints
+  for _ in $(seq 120); do
+    check_alive
+    if etcdctl --endpoints="$1" --command-timeout=2s endpoint health >/dev/null 2>&1; then
+      return 0
+    fi
+    sleep 0.5
+  done
+  die "cluster $1 did not become healthy in 60 s"
+}
+wait_healthy "$conclave_eps"
+wait_healthy "$etcd_eps"
+echo "both clusters healthy" >&2
+
+# --- 3. disk ---------------------------------------------------------------------------------
+log "fsync probe ($work)"
+"$bench" fsync-probe --dir "$work" --count 200 --size 4096 --out "$results/fsync.json"
+echo "conclave-bench fsync-probe --dir \$WORK --count 200 --size 4096" >>"$results/commands.txt"
+
+# --- 4. workloads ----------------------------------------------------------------------------
+# name | title | conclave-bench arguments (after --endpoints)
+d=$duration
+workloads=(
+  "put-64|put, 64 clients|--conns 8 --clients 64 --duration $d put"
+  "put-256|put, 256 clients|--conns 16 --clients 256 --duration $d put"
+  "range-l-256|linearizable range, 256 clients|--conns 16 --clients 256 --duration $d range --consistency l"
+  "range-s-256|serializable range, 256 clients|--conns 16 --clients 256 --duration $d range --consistency s"
+  "mixed-90-64|mixed 90% linearizable reads / 10% puts, 64 clients|--conns 8 --clients 64 --duration $d mixed --read-ratio 0.9"
+  "txn-cas-32|txn compare-and-swap on 8 hot keys, 32 clients|--conns 4 --clients 32 --duration $d txn --hot-keys 8"
+  "watch-100|watch: 100 watchers on one prefix, 100 puts/s by 4 writers|--conns 4 --clients 4 --duration $d watch --watchers 100 --put-rate 100"
+  "lease-32|lease churn (grant + keep-alive + revoke), 32 clients|--conns 4 --clients 32 --duration $d lease --ttl 10"
+)
+: >"$results/workloads.tsv"
+failed=0
+for w in "${workloads[@]}"; do
+  IFS='|' read -r name title args <<<"$w"
+  printf '%s\t%s\t%s\n' "$name" "$title" "$args" >>"$results/workloads.tsv"
+  [ "$(others_running)" -gt 0 ] && busy_at+=("$name")
+  for system in conclave etcd; do
+    eps=$conclave_eps
+    [ "$system" = etcd ] && eps=$etcd_eps
+    log "$name on $system: conclave-bench $args"
+    # shellcheck disable=SC2086 # args is a word list on purpose
+    if ! "$bench" --endpoints "$eps" --out "$results/$name.$system.json" $args; then
+      echo "bench: $name on $system failed" >&2
+      failed=$((failed + 1))
+    fi
+    check_alive
+    sleep 2
+  done
+done
+
+# --- 5. resources and the document ----------------------------------------------------------
+log "peak RSS and data-dir sizes"
+: >"$results/nodes.tsv"
+for i in "${!pids[@]}"; do
+  hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/${pids[$i]}/status" 2>/dev/null || echo 0)
+  size=$(du -sb "${dirs[$i]}" | cut -f1)
+  printf '%s\t%s\t%s\t%s\n' "${systems[$i]}" "${names[$i]}" "${hwm:-0}" "$size" | tee -a "$results/nodes.tsv" >&2
+done
+
+busy="no other build or cluster (rustc, cargo, conclave, etcd) seen at the start or at any workload"
+if [ ${#busy_at[@]} -gt 0 ]; then
+  busy="**other builds or test clusters (rustc, cargo, conclave, etcd processes) were running** at: ${busy_at[*]}; those figures are noisier"
+fi
+{
+  echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "nproc=$(nproc)"
+  echo "cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
+  echo "memory=$(awk '/^MemTotal:/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+  echo "kernel=$(uname -sr)"
+  echo "load_before=$load_before"
+  echo "busy=$busy"
+  echo "conclave_rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' + uncommitted changes')"
+  echo "etcd_version=${etcd_version%%.*}.$(echo "$etcd_version" | cut -d. -f2)"
+  echo "etcd_full_version=etcd $etcd_version ($(dpkg-query -W -f='Debian ${Package} ${Version}' etcd-server 2>/dev/null || echo 'not from Debian'))"
+} >"$results/machine.env"
+
+mkdir -p "$(dirname "$out")"
+"$bench" render --results "$results" >"$out"
+log "wrote $out"
+[ "$failed" -eq 0 ] || die "$failed workload run(s) failed; see above"
