@@ -57,7 +57,6 @@ pub fn pick(rng: &mut Rng, size: usize) -> Fault {
 
 /// Injects `fault`; returns what it did.
 pub async fn inject(cluster: &Cluster, fault: Fault) -> Injection {
-    let at = Instant::now();
     let leader = leader_index(cluster, Duration::from_secs(5)).await.ok();
     let (member, hit_leader) = match fault {
         Fault::Kill(i) => {
@@ -108,6 +107,8 @@ pub async fn inject(cluster: &Cluster, fault: Fault) -> Injection {
             (None, leader.is_some())
         }
     };
+    // Taken once the fault is in place: requests sent before it are not "after the fault".
+    let at = Instant::now();
     Injection {
         fault,
         member,
