@@ -9,11 +9,11 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
-use conclave_mvcc::{CommitOutcome, GroupId, MvccError, Store};
+use conclave_mvcc::{CommitOutcome, GroupId, MvccError, Store, WriteResponse};
 use futures::{Stream, TryStreamExt};
 use openraft::alias::SnapshotOf;
 use openraft::entry::RaftEntry;
-use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
+use openraft::storage::{ApplyResponder, EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
 use tokio::sync::broadcast;
 
@@ -37,6 +37,36 @@ pub struct StateMachine {
     store: Arc<Store>,
     snapshots: Arc<SnapshotDir>,
     commits: broadcast::Sender<Arc<CommitOutcome>>,
+}
+
+/// Entries applied per sled batch at most (bounds the memory a batch stages).
+const APPLY_BATCH: usize = 256;
+
+/// What an apply batch has staged besides the data.
+#[derive(Default)]
+struct ApplyBatch {
+    entries: usize,
+    last: Option<LogId>,
+    /// The alarm list as changed by this batch so far.
+    alarms: Option<Vec<Alarm>>,
+    /// Who to answer, with the revision after their entry and their outcome.
+    answers: Vec<(
+        ApplyResponder<TypeConfig>,
+        i64,
+        Option<Result<WriteResponse, MvccError>>,
+    )>,
+}
+
+fn apply_alarm_change(mut alarms: Vec<Alarm>, change: &AlarmChange) -> Vec<Alarm> {
+    match change {
+        AlarmChange::Activate(alarm) => {
+            if !alarms.contains(alarm) {
+                alarms.push(*alarm);
+            }
+        }
+        AlarmChange::Deactivate(alarm) => alarms.retain(|a| a != alarm),
+    }
+    alarms
 }
 
 /// Builds a snapshot file from a dump taken between two applies.
@@ -86,6 +116,35 @@ impl StateMachine {
     }
 }
 
+impl StateMachine {
+    /// Commits a batch, publishes its events one revision at a time (what watchers
+    /// expect), then answers its clients.
+    fn commit_batch(&self, mut txn: conclave_mvcc::WriteTxn<'_>, batch: ApplyBatch) -> Result<(), io::Error> {
+        if let Some(log_id) = &batch.last {
+            txn.set_app_meta(LAST_APPLIED, codec::encode(log_id)?);
+        }
+        let committed = txn.commit().map_err(storage_error)?;
+        // Nobody listening is fine: watchers subscribe when they exist.
+        let mut events = committed.events.into_iter().peekable();
+        while let Some(first) = events.next() {
+            let revision = first.kv.mod_revision;
+            let mut group = vec![first];
+            while let Some(next) = events.next_if(|e| e.kv.mod_revision == revision) {
+                group.push(next);
+            }
+            let _ = self.commits.send(Arc::new(CommitOutcome {
+                revision,
+                events: group,
+            }));
+        }
+        for (responder, revision, outcome) in batch.answers {
+            let outcome = outcome.unwrap_or(Ok(WriteResponse::Compact));
+            responder.send(CommandResult { revision, outcome });
+        }
+        Ok(())
+    }
+}
+
 impl RaftStateMachine<TypeConfig> for StateMachine {
     type SnapshotData = SnapshotFile;
     type SnapshotBuilder = SnapshotBuilder;
@@ -94,13 +153,18 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.read_meta()
     }
 
+    /// Applies entries in batches of up to [`APPLY_BATCH`]: one atomic sled batch holds the
+    /// data changes, the last applied log id and any membership or alarm change of every
+    /// entry in it, so a crash keeps or loses the batch as a whole (openraft re-applies it
+    /// from the log). Clients are answered only after their batch is committed.
     async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
     where
         Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
     {
+        let mut batch = ApplyBatch::default();
+        let mut txn = self.store.write_txn();
         while let Some((entry, responder)) = entries.try_next().await? {
             let log_id = entry.log_id();
-            let mut txn = self.store.write_txn();
             let mut outcome = None;
             match &entry.payload {
                 EntryPayload::Blank => {}
@@ -114,36 +178,35 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     result => outcome = Some(result),
                 },
                 EntryPayload::Normal(Command::Alarm(change)) => {
-                    let mut alarms: Vec<Alarm> = match self.store.app_meta(ALARMS).map_err(storage_error)? {
-                        Some(bytes) => codec::decode(&bytes)?,
-                        None => Vec::new(),
+                    // Earlier alarm changes of this batch are staged, not yet in the store.
+                    let alarms = match batch.alarms.take() {
+                        Some(alarms) => alarms,
+                        None => match self.store.app_meta(ALARMS).map_err(storage_error)? {
+                            Some(bytes) => codec::decode(&bytes)?,
+                            None => Vec::new(),
+                        },
                     };
-                    match change {
-                        AlarmChange::Activate(alarm) => {
-                            if !alarms.contains(alarm) {
-                                alarms.push(*alarm);
-                            }
-                        }
-                        AlarmChange::Deactivate(alarm) => alarms.retain(|a| a != alarm),
-                    }
+                    let alarms = apply_alarm_change(alarms, change);
                     txn.set_app_meta(ALARMS, codec::encode(&alarms)?);
+                    batch.alarms = Some(alarms);
                 }
                 EntryPayload::Membership(membership) => {
                     let stored = StoredMembership::new(Some(log_id), membership.clone());
                     txn.set_app_meta(MEMBERSHIP, codec::encode(&stored)?);
                 }
             }
-            txn.set_app_meta(LAST_APPLIED, codec::encode(&log_id)?);
-            let committed = txn.commit().map_err(storage_error)?;
-            let revision = committed.revision;
-            if !committed.events.is_empty() {
-                // Nobody listening is fine: watchers subscribe when they exist.
-                let _ = self.commits.send(Arc::new(committed));
-            }
+            batch.last = Some(log_id);
             if let Some(responder) = responder {
-                let outcome = outcome.unwrap_or(Ok(conclave_mvcc::WriteResponse::Compact));
-                responder.send(CommandResult { revision, outcome });
+                batch.answers.push((responder, txn.current_revision(), outcome));
             }
+            batch.entries += 1;
+            if batch.entries >= APPLY_BATCH {
+                self.commit_batch(txn, std::mem::take(&mut batch))?;
+                txn = self.store.write_txn();
+            }
+        }
+        if batch.entries > 0 {
+            self.commit_batch(txn, batch)?;
         }
         Ok(())
     }

@@ -62,7 +62,15 @@ impl Maintenance for EtcdApi {
             Status::invalid_argument(format!("etcdserver: unknown alarm action {}", request.action))
         })?;
         let alarms = match action {
-            AlarmAction::Get => self.alarm_members(kind)?,
+            // Linearizable, as etcd's (which goes through Raft): a list used to disarm
+            // must include every alarm raised before the call.
+            AlarmAction::Get => {
+                self.node
+                    .linearizable_barrier()
+                    .await
+                    .map_err(|e| consensus_status(&e))?;
+                self.alarm_members(kind)?
+            }
             AlarmAction::Activate | AlarmAction::Deactivate => {
                 let kind =
                     kind.ok_or_else(|| Status::invalid_argument("etcdserver: alarm type must be given"))?;
