@@ -42,6 +42,14 @@ pub struct StateMachine {
 /// Entries applied per sled batch at most (bounds the memory a batch stages).
 const APPLY_BATCH: usize = 256;
 
+/// A client to answer once its batch commits: the revision after its entry and its
+/// outcome (none for entries without a KV outcome).
+type PendingAnswer = (
+    ApplyResponder<TypeConfig>,
+    i64,
+    Option<Result<WriteResponse, MvccError>>,
+);
+
 /// What an apply batch has staged besides the data.
 #[derive(Default)]
 struct ApplyBatch {
@@ -50,11 +58,7 @@ struct ApplyBatch {
     /// The alarm list as changed by this batch so far.
     alarms: Option<Vec<Alarm>>,
     /// Who to answer, with the revision after their entry and their outcome.
-    answers: Vec<(
-        ApplyResponder<TypeConfig>,
-        i64,
-        Option<Result<WriteResponse, MvccError>>,
-    )>,
+    answers: Vec<PendingAnswer>,
 }
 
 fn apply_alarm_change(mut alarms: Vec<Alarm>, change: &AlarmChange) -> Vec<Alarm> {
