@@ -304,11 +304,12 @@ async fn a_client_that_stops_reading_is_cut_off_without_stalling_writes_or_other
         .expect("watch");
     assert!(next(&mut fast).await.created());
 
-    // 40 MiB of events: far beyond HTTP/2 flow-control windows and the server's buffer.
+    // 2,000 events of 16 KiB (31 MiB): far beyond HTTP/2 flow-control windows and the
+    // server's buffer of 256 responses (4 MiB here), so the slow stream must stall.
     let mut writer = client_of(&cluster, 2).await;
-    let value = vec![b'x'; 128 * 1024];
-    let reader = tokio::spawn(async move { collect(&mut fast, 320).await.len() });
-    for i in 0..320 {
+    let value = vec![b'x'; 16 * 1024];
+    let reader = tokio::spawn(async move { collect(&mut fast, 2000).await.len() });
+    for i in 0..2000 {
         tokio::time::timeout(REQUEST, writer.put(format!("s/{i:04}"), value.clone(), None))
             .await
             .expect("a put stalled behind a slow watcher")
@@ -316,7 +317,7 @@ async fn a_client_that_stops_reading_is_cut_off_without_stalling_writes_or_other
     }
     assert_eq!(
         reader.await.expect("fast watcher"),
-        320,
+        2000,
         "the reading watcher got every event"
     );
 
