@@ -435,6 +435,33 @@ pub async fn session_lease(node: &Node, requested: i64) -> Result<i64, Status> {
     Ok(id)
 }
 
+/// Waits until `key` (queued under `name` as `queued`) is the oldest key of the queue, and
+/// returns the revision at which the caller holds the turn. If the call ends early (an
+/// error, or the caller going away), a key this call created is withdrawn, as etcd
+/// unlocks/resigns when waiting fails; an existing key belongs to an earlier call with
+/// the same lease and stays. `expired` is the error message for a lease that died while
+/// waiting.
+pub async fn hold_turn(
+    node: &Node,
+    name: &[u8],
+    key: &[u8],
+    queued: &Queued,
+    expired: &str,
+) -> Result<i64, Status> {
+    let mut withdraw = Withdraw::new(node.clone(), key.to_vec(), queued.create_revision, queued.created);
+    match wait_for_turn(node, &prefix(name), key, queued.create_revision).await {
+        Ok(revision) => {
+            withdraw.disarm();
+            Ok(revision)
+        }
+        Err(WaitError::Expired) => {
+            withdraw.disarm();
+            Err(crate::errors::recipe_status(expired))
+        }
+        Err(WaitError::Failed(status)) => Err(status),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

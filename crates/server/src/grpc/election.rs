@@ -23,7 +23,7 @@ use crate::errors::{
     consensus_status, recipe_status, ELECTION_NOT_LEADER, ELECTION_NO_LEADER, ELECTION_SESSION_EXPIRED,
     MISSING_LEADER_KEY,
 };
-use crate::recipes::{self, WaitError, Withdraw};
+use crate::recipes;
 
 /// Observe responses buffered for a slow client.
 const OBSERVE_BUFFER: usize = 16;
@@ -108,33 +108,17 @@ impl Election for EtcdApi {
                 return Err(recipe_status(ELECTION_NOT_LEADER));
             }
         }
-        let mut withdraw = Withdraw::new(
-            self.node.clone(),
-            key.clone(),
-            queued.create_revision,
-            queued.created,
-        );
-        let prefix = recipes::prefix(&request.name);
-        match recipes::wait_for_turn(&self.node, &prefix, &key, queued.create_revision).await {
-            Ok(revision) => {
-                withdraw.disarm();
-                Ok(Response::new(pb::CampaignResponse {
-                    header: self.header(revision),
-                    leader: Some(pb::LeaderKey {
-                        name: request.name,
-                        key,
-                        rev: queued.create_revision,
-                        lease,
-                    }),
-                }))
-            }
-            Err(WaitError::Expired) => {
-                withdraw.disarm();
-                Err(recipe_status(ELECTION_SESSION_EXPIRED))
-            }
-            // The guard resigns the campaign, so no stale candidate stays queued.
-            Err(WaitError::Failed(status)) => Err(status),
-        }
+        let revision =
+            recipes::hold_turn(&self.node, &request.name, &key, &queued, ELECTION_SESSION_EXPIRED).await?;
+        Ok(Response::new(pb::CampaignResponse {
+            header: self.header(revision),
+            leader: Some(pb::LeaderKey {
+                name: request.name,
+                key,
+                rev: queued.create_revision,
+                lease,
+            }),
+        }))
     }
 
     async fn proclaim(

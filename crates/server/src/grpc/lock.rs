@@ -12,8 +12,8 @@ use conclave_proto::v3lockpb::lock_server::Lock;
 use tonic::{Request, Response, Status};
 
 use super::EtcdApi;
-use crate::errors::{recipe_status, MUTEX_SESSION_EXPIRED};
-use crate::recipes::{self, WaitError, Withdraw};
+use crate::errors::MUTEX_SESSION_EXPIRED;
+use crate::recipes;
 
 #[tonic::async_trait]
 impl Lock for EtcdApi {
@@ -25,30 +25,12 @@ impl Lock for EtcdApi {
         let lease = recipes::session_lease(&self.node, request.lease).await?;
         let key = recipes::owner_key(&request.name, lease);
         let queued = recipes::enqueue(&self.node, &key, Vec::new(), lease).await?;
-        // Only a key this call created is withdrawn if the call ends early: an existing
-        // one belongs to an earlier Lock with the same lease.
-        let mut withdraw = Withdraw::new(
-            self.node.clone(),
-            key.clone(),
-            queued.create_revision,
-            queued.created,
-        );
-        let prefix = recipes::prefix(&request.name);
-        match recipes::wait_for_turn(&self.node, &prefix, &key, queued.create_revision).await {
-            Ok(revision) => {
-                withdraw.disarm();
-                Ok(Response::new(pb::LockResponse {
-                    header: self.header(revision),
-                    key,
-                }))
-            }
-            Err(WaitError::Expired) => {
-                withdraw.disarm();
-                Err(recipe_status(MUTEX_SESSION_EXPIRED))
-            }
-            // The guard withdraws the key, as etcd unlocks when waiting fails.
-            Err(WaitError::Failed(status)) => Err(status),
-        }
+        let revision =
+            recipes::hold_turn(&self.node, &request.name, &key, &queued, MUTEX_SESSION_EXPIRED).await?;
+        Ok(Response::new(pb::LockResponse {
+            header: self.header(revision),
+            key,
+        }))
     }
 
     async fn unlock(
