@@ -32,7 +32,11 @@ impl Node {
         let mut wait = Duration::from_millis(100);
         loop {
             let members = self.members();
-            let published = members.iter().any(|m| m.id == id && m.node == me);
+            // Name and client URLs are the member's to publish; peer URLs belong to the
+            // membership (MemberUpdate changes them).
+            let published = members
+                .iter()
+                .any(|m| m.id == id && m.node.name == me.name && m.node.client_urls == me.client_urls);
             let voter = self.raft().voter_ids().any(|v| v == id);
             if published && (voter || !promote) {
                 tracing::info!(voter, "membership entry is up to date");
@@ -249,14 +253,20 @@ impl Node {
         self.joined(member.id)
     }
 
-    /// `Publish`: records a member's current name and URLs.
+    /// `Publish`: records a member's current name and client URLs.
     pub(crate) async fn publish_member(&self, id: u64, node: MemberNode) -> PeerReply {
         if !self.raft().is_leader() {
             return self.not_leader();
         }
-        if !self.members().iter().any(|m| m.id == id) {
+        let Some(current) = self.members().into_iter().find(|m| m.id == id) else {
             return PeerReply::Membership(Err(MembershipRefusal::MemberNotFound));
-        }
+        };
+        // Only name and client URLs: a late publish must not undo a MemberUpdate of the
+        // peer URLs.
+        let node = MemberNode {
+            peer_urls: current.node.peer_urls,
+            ..node
+        };
         match self
             .apply_change(ChangeMembers::SetNodes(BTreeMap::from([(id, node)])))
             .await
