@@ -2,36 +2,15 @@
 //! under kills, pauses and partitions for 40 s, judged for linearizability, lost writes
 //! and watch continuity. (`make chaos` runs longer schedules on 3 and 5 members.)
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use conclave_chaos::verdict::Verdict;
 use conclave_chaos::{run, summary, Schedule};
 
-/// The node binary, built by the same `cargo test --workspace` (`target/release/conclave`
-/// beside this test's `deps/` directory); `CONCLAVE_BIN` overrides.
-fn node_binary() -> PathBuf {
-    if let Some(bin) = std::env::var_os("CONCLAVE_BIN") {
-        return PathBuf::from(bin);
-    }
-    let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target directory");
-    let bin = dir.join("conclave");
-    assert!(
-        bin.exists(),
-        "{} is missing: build it with `cargo build --release -p conclave-server`",
-        bin.display()
-    );
-    bin
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_short_seeded_fault_schedule_stays_linearizable_and_loses_nothing() {
     let schedule = Schedule {
-        bin: node_binary(),
+        bin: conclave_testkit::node_binary().expect("node binary"),
         size: 3,
         seed: 7,
         duration: Duration::from_secs(40),

@@ -75,6 +75,10 @@ pub enum Error {
         source: etcd_client::Error,
     },
 
+    /// The test environment is not set up (e.g. the node binary was not built).
+    #[error("test setup: {0}")]
+    Setup(String),
+
     /// A condition did not hold before its deadline.
     #[error(transparent)]
     Wait(#[from] WaitError),

@@ -8,6 +8,7 @@
 //! - [`proxy`]: the peer proxy that makes network partitions possible ([`PeerProxy`]).
 //! - [`wait`]: polling a condition until a deadline ([`wait_until`]).
 //! - [`etcd`]: etcd v3 client helpers ([`client`], [`leader_index`]).
+//! - [`binary`]: finding the node binary from other crates' tests ([`node_binary`]).
 //!
 //! Everything that owns a process kills it when dropped, also when a test panics; and
 //! child processes are asked by the kernel to die with the test binary (Linux
@@ -34,6 +35,7 @@
 
 #![warn(missing_docs)]
 
+pub mod binary;
 pub mod cluster;
 pub mod error;
 pub mod etcd;
@@ -43,6 +45,7 @@ pub mod proxy;
 mod spawn;
 pub mod wait;
 
+pub use binary::node_binary;
 pub use cluster::{Cluster, ClusterOptions};
 pub use error::{Error, Result};
 pub use etcd::{client, leader_index};

@@ -1,0 +1,549 @@
+//! Leader election with a fencing epoch.
+//!
+//! [`Election::campaign`] waits for leadership and returns a [`Leadership`] whose
+//! [`Epoch`] is the create revision of its leader key: strictly higher for every later
+//! leader of the same election. It fails — rather than waiting forever, as etcd's
+//! `Campaign` does — as soon as the campaign's lease is lost.
+//!
+//! Holding a [`Leadership`] is a belief, not a guarantee: a paused or cut-off process can
+//! be deposed without noticing at once. [`Leadership::guard`] turns the belief into a
+//! check the store makes: put it in a txn's `when`, and the txn applies only while this
+//! leader's key is still the one it created.
+//!
+//! ```no_run
+//! # async fn demo(client: conclave_client::Client) -> conclave_client::Result<()> {
+//! use std::time::Duration;
+//! use conclave_client::Op;
+//!
+//! let lease = client.grant_lease(Duration::from_secs(5)).await?;
+//! let leadership = client.election("/election/scheduler").campaign(&lease, "node-a").await?;
+//! let written = client
+//!     .txn()
+//!     .when([leadership.guard()])
+//!     .then([Op::put("/scheduler/plan", "v2")])
+//!     .await?;
+//! assert!(written.succeeded, "deposed: the store refused the write");
+//! leadership.resign().await?;
+//! # Ok(()) }
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::kv::{Get, Put, SortOrder, SortTarget};
+use crate::lease::{Lease, LeaseId};
+use crate::recipe::{self, Ticket};
+use crate::txn::{Compare, Op};
+use crate::watch::{EventKind, Watch};
+use crate::Client;
+
+/// A fencing epoch: the create revision of a leader's or lock holder's key. Later
+/// holders of the same election or lock always have a higher one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Epoch(pub i64);
+
+impl std::fmt::Display for Epoch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The current leader of an election as seen in the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaderInfo {
+    /// The leader key.
+    pub key: String,
+    /// The value the leader proclaimed.
+    pub value: Vec<u8>,
+    /// The leader's fencing epoch.
+    pub epoch: Epoch,
+    /// The leader's lease.
+    pub lease: Option<LeaseId>,
+}
+
+/// An election, by name. Clones share the step-down cooldown.
+#[derive(Clone, Debug)]
+pub struct Election {
+    client: Client,
+    name: String,
+    prefix: String,
+    cooldown_until: Arc<Mutex<Option<Instant>>>,
+}
+
+impl Client {
+    /// The election called `name` (keys under `name/`, as etcd's Election service uses).
+    pub fn election(&self, name: impl Into<String>) -> Election {
+        let name = name.into();
+        Election {
+            client: self.clone(),
+            prefix: recipe::queue_prefix(&name),
+            name,
+            cooldown_until: Arc::new(Mutex::new(None)),
+        }
+    }
+}
+
+impl Election {
+    /// The election's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// When the step-down cooldown ends, if one is running.
+    pub fn cooldown_until(&self) -> Option<Instant> {
+        let guard = self.cooldown_until.lock().unwrap_or_else(|p| p.into_inner());
+        guard.filter(|until| *until > Instant::now())
+    }
+
+    fn start_cooldown(&self, cooldown: Duration) {
+        let mut guard = self.cooldown_until.lock().unwrap_or_else(|p| p.into_inner());
+        *guard = Some(Instant::now() + cooldown);
+    }
+
+    /// Campaigns with `lease`, proclaiming `value`, and waits until elected. Waits out a
+    /// step-down cooldown first. Fails with [`Error::LeaseLost`] as soon as the lease is
+    /// lost (withdrawing from the queue), instead of waiting on.
+    pub async fn campaign(&self, lease: &Lease, value: impl Into<Vec<u8>>) -> Result<Leadership> {
+        let value = value.into();
+        if let Some(until) = self.cooldown_until() {
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => {}
+                lost = lease.lost() => return Err(lost),
+            }
+        }
+        let ticket = tokio::select! {
+            ticket = recipe::enqueue(&self.client, &self.prefix, lease, &value) => ticket?,
+            lost = lease.lost() => return Err(lost),
+        };
+        let waited = tokio::select! {
+            waited = recipe::wait_turn(&self.client, &self.prefix, &ticket) => waited,
+            lost = lease.lost() => Err(lost),
+        };
+        if let Err(error) = waited {
+            // Leave the queue so that no one waits behind a contender who gave up.
+            let _ = recipe::leave(&self.client, &ticket).await;
+            return Err(error);
+        }
+        Ok(Leadership {
+            election: self.clone(),
+            ticket,
+            lease: lease.clone(),
+        })
+    }
+
+    /// The current leader, or `None` when nobody is campaigning.
+    pub async fn leader(&self) -> Result<Option<LeaderInfo>> {
+        let response = self
+            .client
+            .range(
+                Get::prefix(self.prefix.clone())
+                    .sort(SortTarget::Create, SortOrder::Ascend)
+                    .limit(1),
+            )
+            .await?;
+        Ok(response.kvs.into_iter().next().map(|kv| LeaderInfo {
+            key: String::from_utf8_lossy(&kv.key).into_owned(),
+            value: kv.value,
+            epoch: Epoch(kv.create_revision),
+            lease: kv.lease,
+        }))
+    }
+
+    /// A stream of leader changes: first the current leader (or `None`), then every
+    /// change — a new leader, a new proclaimed value, or no leader — in revision order.
+    pub async fn observe(&self) -> Result<LeaderStream> {
+        let snapshot = self.client.range(Get::prefix(self.prefix.clone())).await?;
+        let mut contenders: BTreeMap<Vec<u8>, (i64, Vec<u8>, Option<LeaseId>)> = snapshot
+            .kvs
+            .into_iter()
+            .map(|kv| (kv.key, (kv.create_revision, kv.value, kv.lease)))
+            .collect();
+        let mut events = self
+            .client
+            .watch(Watch::prefix(self.prefix.clone()).start_revision(snapshot.revision + 1))
+            .await?;
+        let (tx, rx) = mpsc::channel(64);
+        let task = tokio::spawn(async move {
+            let leader_of = |contenders: &BTreeMap<Vec<u8>, (i64, Vec<u8>, Option<LeaseId>)>| {
+                contenders.iter().min_by_key(|(_, (create, _, _))| *create).map(
+                    |(key, (create, value, lease))| LeaderInfo {
+                        key: String::from_utf8_lossy(key).into_owned(),
+                        value: value.clone(),
+                        epoch: Epoch(*create),
+                        lease: *lease,
+                    },
+                )
+            };
+            let mut last = leader_of(&contenders);
+            if tx.send(Ok(last.clone())).await.is_err() {
+                return;
+            }
+            while let Some(event) = events.next().await {
+                let event = match event {
+                    Ok(event) => event,
+                    Err(error) => {
+                        let _ = tx.send(Err(error)).await;
+                        return;
+                    }
+                };
+                match event.kind {
+                    EventKind::Put => {
+                        contenders.insert(
+                            event.kv.key.clone(),
+                            (event.kv.create_revision, event.kv.value.clone(), event.kv.lease),
+                        );
+                    }
+                    EventKind::Delete => {
+                        contenders.remove(&event.kv.key);
+                    }
+                }
+                let leader = leader_of(&contenders);
+                if leader != last {
+                    last = leader.clone();
+                    if tx.send(Ok(leader)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(LeaderStream { events: rx, task })
+    }
+}
+
+/// Leader changes of an election; see [`Election::observe`]. Dropping it stops observing.
+pub struct LeaderStream {
+    events: mpsc::Receiver<Result<Option<LeaderInfo>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for LeaderStream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl futures::Stream for LeaderStream {
+    type Item = Result<Option<LeaderInfo>>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.events.poll_recv(cx)
+    }
+}
+
+/// Leadership of an election, won by [`Election::campaign`].
+#[derive(Debug)]
+pub struct Leadership {
+    election: Election,
+    ticket: Ticket,
+    lease: Lease,
+}
+
+impl Leadership {
+    /// The fencing epoch: the create revision of the leader key.
+    pub fn epoch(&self) -> Epoch {
+        Epoch(self.ticket.revision)
+    }
+
+    /// The leader key.
+    pub fn key(&self) -> &str {
+        &self.ticket.key
+    }
+
+    /// The lease the leadership is held under.
+    pub fn lease(&self) -> &Lease {
+        &self.lease
+    }
+
+    /// The compare that holds only while this leadership does: the leader key still
+    /// exists with this epoch as its create revision. Put it in a txn's `when` so that a
+    /// deposed leader's writes are refused by the store.
+    pub fn guard(&self) -> Compare {
+        Compare::create_revision(self.ticket.key.clone()).eq(self.ticket.revision)
+    }
+
+    /// Resolves when the leadership is lost: the lease is lost (by the local deadline or
+    /// the cluster's word), or the leader key was deleted.
+    pub async fn lost(&self) -> Error {
+        tokio::select! {
+            lost = self.lease.lost() => lost,
+            lost = recipe::key_lost(&self.election.client, &self.ticket) => lost,
+        }
+    }
+
+    /// Whether the store still holds this leadership (a linearizable read).
+    pub async fn is_held(&self) -> Result<bool> {
+        let kv = self.election.client.get(self.ticket.key.clone()).await?;
+        Ok(kv.is_some_and(|kv| kv.create_revision == self.ticket.revision))
+    }
+
+    /// Changes the proclaimed value, only while still leader.
+    pub async fn proclaim(&self, value: impl Into<Vec<u8>>) -> Result<()> {
+        let response = self
+            .election
+            .client
+            .idempotent_txn(crate::txn::Txn::new().when([self.guard()]).then([Op::Put(
+                Put::new(self.ticket.key.clone(), value.into()).lease(self.lease.id()),
+            )]))
+            .await?;
+        if response.succeeded {
+            Ok(())
+        } else {
+            Err(Error::LeadershipLost {
+                key: self.ticket.key.clone(),
+                reason: "the leader key is gone".into(),
+            })
+        }
+    }
+
+    /// Gives up leadership: deletes the leader key, so the next contender takes over at
+    /// once. The lease stays alive.
+    pub async fn resign(self) -> Result<()> {
+        recipe::leave(&self.election.client, &self.ticket)
+            .await
+            .map(|_| ())
+    }
+
+    /// Resigns, and keeps this election (and its clones) from campaigning again for
+    /// `cooldown`, so that another member takes over.
+    pub async fn step_down(self, cooldown: Duration) -> Result<()> {
+        self.election.start_cooldown(cooldown);
+        self.resign().await
+    }
+}
+
+/// Callbacks from a [`Candidate`], called one at a time from one task, in the order
+/// the candidate observed the events.
+pub trait ElectionHooks: Send + 'static {
+    /// This candidate was elected.
+    fn on_elected(&mut self, _leadership: &Leadership) {}
+    /// This candidate lost (or gave up) leadership of `epoch`.
+    fn on_lost(&mut self, _epoch: Epoch, _reason: &Error) {}
+    /// The election's leader changed (including to or from this candidate).
+    fn on_leader_change(&mut self, _leader: Option<&LeaderInfo>) {}
+}
+
+/// A member that keeps campaigning: whenever it is not leader (and not cooling down),
+/// it campaigns under a fresh session lease; it calls [`ElectionHooks`] as things happen.
+#[derive(Debug)]
+pub struct Candidate {
+    election: Election,
+    value: Vec<u8>,
+    lease_ttl: Duration,
+}
+
+enum Command {
+    StepDown(Duration, oneshot::Sender<Result<()>>),
+    Stop(oneshot::Sender<()>),
+}
+
+/// Controls a running [`Candidate`].
+pub struct CandidateHandle {
+    commands: mpsc::Sender<Command>,
+    epoch: watch::Receiver<Option<Epoch>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Candidate {
+    /// A candidate in `election`, proclaiming `value`, with the client's session TTL.
+    pub fn new(election: Election, value: impl Into<Vec<u8>>) -> Candidate {
+        let lease_ttl = election.client.options().session_ttl;
+        Candidate {
+            election,
+            value: value.into(),
+            lease_ttl,
+        }
+    }
+
+    /// Sets the TTL of the session leases it campaigns with.
+    pub fn lease_ttl(mut self, ttl: Duration) -> Candidate {
+        self.lease_ttl = ttl;
+        self
+    }
+
+    /// Starts campaigning in the background.
+    pub fn start(self, hooks: impl ElectionHooks) -> CandidateHandle {
+        let (commands_tx, commands_rx) = mpsc::channel(4);
+        let (epoch_tx, epoch_rx) = watch::channel(None);
+        let task = tokio::spawn(self.run(hooks, commands_rx, epoch_tx));
+        CandidateHandle {
+            commands: commands_tx,
+            epoch: epoch_rx,
+            task,
+        }
+    }
+
+    async fn run(
+        self,
+        mut hooks: impl ElectionHooks,
+        mut commands: mpsc::Receiver<Command>,
+        epoch: watch::Sender<Option<Epoch>>,
+    ) {
+        let client = self.election.client.clone();
+        let mut observer: Option<LeaderStream> = None;
+        let mut failures = 0u32;
+        loop {
+            if observer.is_none() {
+                observer = self.election.observe().await.ok();
+            }
+            let lease = match client.grant_lease(self.lease_ttl).await {
+                Ok(lease) => lease,
+                Err(error) => {
+                    tracing::debug!(%error, "candidate could not grant a lease");
+                    failures += 1;
+                    tokio::time::sleep(crate::transport::backoff(client.options(), failures)).await;
+                    continue;
+                }
+            };
+            // Campaign, while passing on leader changes and obeying commands.
+            let leadership = {
+                let campaign = self.election.campaign(&lease, self.value.clone());
+                tokio::pin!(campaign);
+                loop {
+                    tokio::select! {
+                        result = &mut campaign => break result,
+                        Some(change) = next_change(&mut observer) => {
+                            if let Ok(leader) = change { hooks.on_leader_change(leader.as_ref()); }
+                        }
+                        command = commands.recv() => match command {
+                            Some(Command::StepDown(cooldown, reply)) => {
+                                // Not leader: just hold off campaigning.
+                                self.election.start_cooldown(cooldown);
+                                let _ = reply.send(Ok(()));
+                                break Err(stopped());
+                            }
+                            Some(Command::Stop(reply)) => {
+                                let _ = lease.revoke().await;
+                                let _ = reply.send(());
+                                return;
+                            }
+                            None => {
+                                let _ = lease.revoke().await;
+                                return;
+                            }
+                        },
+                    }
+                }
+            };
+            let leadership = match leadership {
+                Ok(leadership) => leadership,
+                Err(error) => {
+                    tracing::debug!(%error, "campaign ended without leadership");
+                    let _ = lease.revoke().await;
+                    continue;
+                }
+            };
+            failures = 0;
+            let won = leadership.epoch();
+            epoch.send_replace(Some(won));
+            hooks.on_elected(&leadership);
+            // Lead until lost, told to step down, or stopped.
+            let mut step_down_reply = None;
+            let mut stop_reply = None;
+            let reason = {
+                let lost = leadership.lost();
+                tokio::pin!(lost);
+                loop {
+                    tokio::select! {
+                        error = &mut lost => break error,
+                        Some(change) = next_change(&mut observer) => {
+                            if let Ok(leader) = change { hooks.on_leader_change(leader.as_ref()); }
+                        }
+                        command = commands.recv() => match command {
+                            Some(Command::StepDown(cooldown, reply)) => {
+                                self.election.start_cooldown(cooldown);
+                                step_down_reply = Some(reply);
+                                break Error::LeadershipLost {
+                                    key: leadership.key().to_string(),
+                                    reason: format!("stepped down for {cooldown:?}"),
+                                };
+                            }
+                            Some(Command::Stop(reply)) => {
+                                stop_reply = Some(reply);
+                                break stopped();
+                            }
+                            None => break stopped(),
+                        },
+                    }
+                }
+            };
+            epoch.send_replace(None);
+            let resigned = leadership.resign().await;
+            hooks.on_lost(won, &reason);
+            if let Some(reply) = step_down_reply {
+                let _ = reply.send(resigned);
+            }
+            let _ = lease.revoke().await;
+            if let Some(reply) = stop_reply {
+                let _ = reply.send(());
+                return;
+            }
+            if commands.is_closed() {
+                return;
+            }
+        }
+    }
+}
+
+async fn next_change(observer: &mut Option<LeaderStream>) -> Option<Result<Option<LeaderInfo>>> {
+    match observer {
+        Some(stream) => stream.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+impl CandidateHandle {
+    /// The epoch of the leadership this candidate holds now, if any.
+    pub fn epoch(&self) -> Option<Epoch> {
+        *self.epoch.borrow()
+    }
+
+    /// Waits until this candidate leads, and returns its epoch.
+    pub async fn elected(&mut self) -> Result<Epoch> {
+        loop {
+            if let Some(epoch) = *self.epoch.borrow_and_update() {
+                return Ok(epoch);
+            }
+            if self.epoch.changed().await.is_err() {
+                return Err(Error::LeadershipLost {
+                    key: String::new(),
+                    reason: "the candidate stopped".into(),
+                });
+            }
+        }
+    }
+
+    /// Gives up leadership (if held) and does not campaign again for `cooldown`.
+    pub async fn step_down(&self, cooldown: Duration) -> Result<()> {
+        let (reply_tx, reply_rx) = oneshot::channel();
+        self.commands
+            .send(Command::StepDown(cooldown, reply_tx))
+            .await
+            .map_err(|_| stopped())?;
+        reply_rx.await.map_err(|_| stopped())?
+    }
+
+    /// Resigns (if leading), revokes the session lease and stops campaigning.
+    pub async fn stop(self) {
+        let (reply_tx, reply_rx) = oneshot::channel();
+        if self.commands.send(Command::Stop(reply_tx)).await.is_ok() {
+            let _ = reply_rx.await;
+        }
+        let _ = self.task.await;
+    }
+}
+
+fn stopped() -> Error {
+    Error::LeadershipLost {
+        key: String::new(),
+        reason: "the candidate stopped".into(),
+    }
+}

@@ -1,0 +1,143 @@
+//! The SDK's one error type, with variants a caller can act on.
+
+use std::time::Duration;
+
+use tonic::Code;
+
+/// A `Result` whose error is the SDK's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a call failed. Variants say what the caller can do next: retry ([`Error::Unavailable`]),
+/// check whether a write applied ([`Error::OutcomeUnknown`]), re-read from a later revision
+/// ([`Error::Compacted`]), or stop acting as a leader or lock holder ([`Error::LeaseLost`],
+/// [`Error::LeadershipLost`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No endpoints were given, or one could not be parsed.
+    #[error("invalid endpoint {endpoint:?}: {reason} (use host:port or http://host:port)")]
+    InvalidEndpoint {
+        /// The endpoint as given.
+        endpoint: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// No member could serve the request within the retry budget. Nothing was applied
+    /// (only idempotent requests and requests that certainly never reached a member end
+    /// here). Retrying later is safe.
+    #[error("cluster unavailable: {message} (tried {attempts} time(s); check that the members are running and have a leader)")]
+    Unavailable {
+        /// The last error seen.
+        message: String,
+        /// How many attempts were made.
+        attempts: u32,
+    },
+
+    /// A write was sent but its outcome is unknown: the connection broke or the request
+    /// timed out after the member may have proposed it. The write may or may not have
+    /// applied; read the key (or use a guarded txn) before retrying.
+    #[error("outcome unknown: {message} (the write may have applied; read before retrying)")]
+    OutcomeUnknown {
+        /// What happened.
+        message: String,
+    },
+
+    /// The revision asked for has been compacted away. A watch that fails with this
+    /// must be restarted from a fresh read.
+    #[error("required revision has been compacted (compact revision {compact_revision:?})")]
+    Compacted {
+        /// The compaction revision, when the server reported it (watch cancellations do).
+        compact_revision: Option<i64>,
+    },
+
+    /// The revision asked for is newer than the store's.
+    #[error("required revision is a future revision")]
+    FutureRevision,
+
+    /// The lease does not exist (it expired or was revoked).
+    #[error("lease not found (it expired or was revoked)")]
+    LeaseNotFound,
+
+    /// The lease can no longer be assumed alive: no keep-alive succeeded within its TTL
+    /// minus the safety margin, or the server reported it gone. Anything held under it
+    /// (leadership, a lock) must be treated as lost.
+    #[error("lease {lease:x} lost: {reason}")]
+    LeaseLost {
+        /// The lease ID.
+        lease: i64,
+        /// Why it is considered lost.
+        reason: String,
+    },
+
+    /// The leadership or lock is no longer held: its key was deleted or replaced, or its
+    /// lease was lost.
+    #[error("no longer the holder of {key}: {reason}")]
+    LeadershipLost {
+        /// The leader or lock key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+
+    /// `try_lock` found the lock held by another owner.
+    #[error("lock {name} is held by another owner")]
+    Locked {
+        /// The lock name.
+        name: String,
+    },
+
+    /// The request was refused because it is malformed (empty key, too large, too many
+    /// operations, ...). Retrying it unchanged will fail again.
+    #[error("invalid request: {0}")]
+    InvalidArgument(String),
+
+    /// A member refused the request for another reason; the gRPC code and etcd's
+    /// message are kept as sent.
+    #[error("server error ({code:?}): {message}")]
+    Server {
+        /// The gRPC status code.
+        code: Code,
+        /// The server's message (etcd's text where etcd has one).
+        message: String,
+    },
+
+    /// The call did not finish within its deadline.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+
+    /// Writing a snapshot to the caller's writer failed.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Error {
+    /// Maps a gRPC status that is final (not retried) to a typed error, by etcd's codes
+    /// and messages.
+    pub(crate) fn from_status(status: &tonic::Status) -> Error {
+        let message = status.message();
+        if message.contains("required revision has been compacted") {
+            return Error::Compacted {
+                compact_revision: None,
+            };
+        }
+        if message.contains("required revision is a future revision") {
+            return Error::FutureRevision;
+        }
+        if message.contains("requested lease not found") {
+            return Error::LeaseNotFound;
+        }
+        match status.code() {
+            Code::InvalidArgument => Error::InvalidArgument(message.to_string()),
+            code => Error::Server {
+                code,
+                message: message.to_string(),
+            },
+        }
+    }
+
+    /// Whether retrying the same request later may succeed without any other change.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::Unavailable { .. } | Error::Timeout(_))
+    }
+}

@@ -1,0 +1,328 @@
+//! Endpoints, channels and the retry rule: which failures may be retried on another
+//! member, and which must surface as "outcome unknown".
+
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+use crate::error::{Error, Result};
+use crate::ClientOptions;
+
+/// Whether a request may be sent again after a failure that might have come after the
+/// member received it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Idempotency {
+    /// Reads, and writes whose repetition has the same effect (create-if-absent on a
+    /// deterministic key): retried on any transient failure.
+    Idempotent,
+    /// Writes: retried only when the request certainly never reached a member or was
+    /// refused before being proposed.
+    NonIdempotent,
+}
+
+/// One member's client URL and its (lazily connected) channel.
+#[derive(Clone)]
+struct Target {
+    url: String,
+    channel: Channel,
+}
+
+/// The endpoints a client talks to, and which one it currently prefers.
+pub(crate) struct Pool {
+    targets: Vec<Target>,
+    preferred: AtomicUsize,
+    /// Channels to endpoints outside the configured list (member URLs learnt from the
+    /// member list, for per-endpoint status and health).
+    extra: Mutex<Vec<Target>>,
+    options: ClientOptions,
+}
+
+/// Normalises `host:port` or `http://host:port` to a URL tonic accepts.
+pub(crate) fn normalize(endpoint: &str) -> Result<String> {
+    let trimmed = endpoint.trim().trim_end_matches('/');
+    if trimmed.is_empty() {
+        return Err(Error::InvalidEndpoint {
+            endpoint: endpoint.to_string(),
+            reason: "empty".into(),
+        });
+    }
+    if trimmed.starts_with("https://") {
+        return Err(Error::InvalidEndpoint {
+            endpoint: endpoint.to_string(),
+            reason: "TLS is not supported yet".into(),
+        });
+    }
+    if trimmed.starts_with("http://") {
+        Ok(trimmed.to_string())
+    } else {
+        Ok(format!("http://{trimmed}"))
+    }
+}
+
+fn channel(url: &str, options: &ClientOptions) -> Result<Channel> {
+    let endpoint = Endpoint::from_shared(url.to_string()).map_err(|e| Error::InvalidEndpoint {
+        endpoint: url.to_string(),
+        reason: e.to_string(),
+    })?;
+    Ok(endpoint
+        .connect_timeout(options.connect_timeout)
+        .tcp_nodelay(true)
+        // HTTP/2 pings find a member that stopped answering (paused, or cut off) even on
+        // an idle watch or keep-alive stream, so the SDK fails over instead of waiting.
+        .http2_keep_alive_interval(options.keep_alive_interval)
+        .keep_alive_timeout(options.keep_alive_timeout)
+        .keep_alive_while_idle(true)
+        .connect_lazy())
+}
+
+impl Pool {
+    pub(crate) fn new(endpoints: &[String], options: ClientOptions) -> Result<Pool> {
+        if endpoints.is_empty() {
+            return Err(Error::InvalidEndpoint {
+                endpoint: String::new(),
+                reason: "no endpoints given".into(),
+            });
+        }
+        let mut targets = Vec::with_capacity(endpoints.len());
+        for endpoint in endpoints {
+            let url = normalize(endpoint)?;
+            let channel = channel(&url, &options)?;
+            targets.push(Target { url, channel });
+        }
+        Ok(Pool {
+            targets,
+            preferred: AtomicUsize::new(0),
+            extra: Mutex::new(Vec::new()),
+            options,
+        })
+    }
+
+    pub(crate) fn options(&self) -> &ClientOptions {
+        &self.options
+    }
+
+    /// The configured endpoint URLs.
+    pub(crate) fn urls(&self) -> Vec<String> {
+        self.targets.iter().map(|t| t.url.clone()).collect()
+    }
+
+    /// The endpoint currently preferred, and its channel.
+    pub(crate) fn current(&self) -> (usize, Channel) {
+        let index = self.preferred.load(Ordering::Relaxed) % self.targets.len();
+        (index, self.targets[index].channel.clone())
+    }
+
+    /// Moves away from `failed` (if it is still the preferred endpoint).
+    pub(crate) fn fail_over(&self, failed: usize) {
+        let next = (failed + 1) % self.targets.len();
+        let _ = self
+            .preferred
+            .compare_exchange(failed, next, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// A channel to one specific endpoint (configured or not), for per-member calls.
+    pub(crate) fn channel_for(&self, endpoint: &str) -> Result<Channel> {
+        let url = normalize(endpoint)?;
+        if let Some(target) = self.targets.iter().find(|t| t.url == url) {
+            return Ok(target.channel.clone());
+        }
+        let mut extra = self.extra.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(target) = extra.iter().find(|t| t.url == url) {
+            return Ok(target.channel.clone());
+        }
+        let channel = channel(&url, &self.options)?;
+        extra.push(Target {
+            url,
+            channel: channel.clone(),
+        });
+        Ok(channel)
+    }
+
+    /// Runs `call` against the preferred endpoint, failing over to the others on
+    /// transient errors under the retry rule of `idempotency`, with exponential backoff,
+    /// until the retry budget is spent.
+    pub(crate) async fn call<T, F, Fut>(&self, idempotency: Idempotency, mut call: F) -> Result<T>
+    where
+        F: FnMut(Channel) -> Fut,
+        Fut: Future<Output = std::result::Result<T, Status>>,
+    {
+        let started = Instant::now();
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            let (index, channel) = self.current();
+            let outcome = tokio::time::timeout(self.options.request_timeout, call(channel)).await;
+            let status = match outcome {
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(status)) => status,
+                Err(_) => {
+                    Status::deadline_exceeded(format!("no answer within {:?}", self.options.request_timeout))
+                }
+            };
+            let retry = match classify(&status) {
+                Failure::Final => return Err(Error::from_status(&status)),
+                Failure::NeverApplied => true,
+                Failure::MaybeApplied => idempotency == Idempotency::Idempotent,
+            };
+            if !retry {
+                return Err(Error::OutcomeUnknown {
+                    message: describe(&status),
+                });
+            }
+            tracing::debug!(endpoint = %self.targets[index].url, error = %describe(&status), "failing over");
+            self.fail_over(index);
+            let delay = backoff(&self.options, attempts);
+            if started.elapsed() + delay > self.options.retry_budget {
+                return Err(Error::Unavailable {
+                    message: describe(&status),
+                    attempts,
+                });
+            }
+            tokio::time::sleep(delay).await;
+        }
+    }
+}
+
+/// The delay before attempt `attempts + 1`: exponential from the base, capped, with
+/// jitter so that many clients do not retry in lockstep.
+pub(crate) fn backoff(options: &ClientOptions, attempts: u32) -> Duration {
+    let exp = options
+        .backoff_base
+        .saturating_mul(1u32 << attempts.saturating_sub(1).min(10));
+    let capped = exp.min(options.backoff_max);
+    let clock = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos()));
+    let nanos = clock ^ u64::from(attempts).wrapping_mul(0x9E37_79B9);
+    let jitter_pct = 75 + (nanos % 51); // 75..=125 %
+    capped * jitter_pct as u32 / 100
+}
+
+/// How a failed call may be treated.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// A definite answer from the cluster (bad input, compacted, not found, ...).
+    Final,
+    /// Transient, and the request certainly did not apply.
+    NeverApplied,
+    /// Transient, but a write may have applied.
+    MaybeApplied,
+}
+
+/// Classifies a status by etcd's codes and messages and by the transport error behind it.
+pub(crate) fn classify(status: &Status) -> Failure {
+    match status.code() {
+        Code::Unavailable => {
+            // "etcdserver: no leader" is answered before anything is proposed.
+            if status.message() == "etcdserver: no leader" || never_sent(status) {
+                Failure::NeverApplied
+            } else {
+                Failure::MaybeApplied
+            }
+        }
+        Code::DeadlineExceeded | Code::Cancelled | Code::Unknown if is_transport(status) => {
+            Failure::MaybeApplied
+        }
+        Code::DeadlineExceeded => Failure::MaybeApplied,
+        // etcd's "leader changed" / "not leader" style refusals (e.g. a lessor call on a
+        // member that just lost leadership) are answered before proposing.
+        Code::FailedPrecondition if status.message().contains("not leader") => Failure::NeverApplied,
+        _ => Failure::Final,
+    }
+}
+
+fn is_transport(status: &Status) -> bool {
+    std::error::Error::source(status).is_some()
+}
+
+/// Whether the request certainly never left this process: the connection could not be
+/// established. tonic reports it as a transport error, the cause is in the source chain.
+fn never_sent(status: &Status) -> bool {
+    let is_connect = |text: &str| {
+        text.contains("tcp connect error")
+            || text.contains("error trying to connect")
+            || text.contains("Connection refused")
+    };
+    if is_connect(status.message()) {
+        return true;
+    }
+    let mut source = std::error::Error::source(status);
+    while let Some(error) = source {
+        if is_connect(&error.to_string()) {
+            return true;
+        }
+        source = error.source();
+    }
+    false
+}
+
+/// A status with its transport cause, for messages.
+pub(crate) fn describe(status: &Status) -> String {
+    let mut text = format!("{:?}: {}", status.code(), status.message());
+    let mut source = std::error::Error::source(status);
+    while let Some(error) = source {
+        text.push_str(": ");
+        text.push_str(&error.to_string());
+        source = error.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_are_normalised() {
+        assert_eq!(normalize("127.0.0.1:2379").unwrap(), "http://127.0.0.1:2379");
+        assert_eq!(normalize("http://a:1/").unwrap(), "http://a:1");
+        assert!(normalize("").is_err());
+        assert!(normalize("https://a:1").is_err());
+    }
+
+    #[test]
+    fn writes_are_retried_only_when_never_applied() {
+        assert_eq!(
+            classify(&Status::unavailable("etcdserver: no leader")),
+            Failure::NeverApplied
+        );
+        assert_eq!(
+            classify(&Status::unavailable(
+                "etcdserver: request timed out, possibly due to previous leader failure"
+            )),
+            Failure::MaybeApplied
+        );
+        assert_eq!(
+            classify(&Status::unavailable("tcp connect error")),
+            Failure::NeverApplied
+        );
+        assert_eq!(
+            classify(&Status::deadline_exceeded("slow")),
+            Failure::MaybeApplied
+        );
+        assert_eq!(
+            classify(&Status::invalid_argument("etcdserver: key is not provided")),
+            Failure::Final
+        );
+        assert_eq!(
+            classify(&Status::out_of_range(
+                "etcdserver: mvcc: required revision has been compacted"
+            )),
+            Failure::Final
+        );
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let options = ClientOptions::default();
+        let first = backoff(&options, 1);
+        assert!(first <= options.backoff_base * 5 / 4, "{first:?}");
+        let late = backoff(&options, 30);
+        assert!(late <= options.backoff_max * 5 / 4, "{late:?}");
+        assert!(late >= options.backoff_max * 3 / 4, "{late:?}");
+    }
+}
