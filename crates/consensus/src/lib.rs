@@ -16,6 +16,7 @@ pub mod lessor;
 pub mod log_store;
 pub mod maintenance;
 pub mod membership;
+pub mod metrics;
 pub mod network;
 pub mod node;
 pub mod peer;
@@ -27,6 +28,7 @@ pub mod types;
 
 pub use error::{ConsensusError, Result};
 pub use lessor::LeaseTtl;
+pub use metrics::ConsensusMetrics;
 pub use node::{Bootstrap, Member, Node, NodeConfig, NodeStatus, DEFAULT_GROUP};
 pub use peer::{MembershipChange, MembershipRefusal};
 pub use service::PeerService;

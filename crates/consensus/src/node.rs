@@ -19,6 +19,7 @@ use crate::error::{ConsensusError, Result};
 use crate::identity::Identity;
 use crate::lessor::Lessor;
 use crate::log_store::{LogStore, DEFAULT_SEGMENT_BYTES};
+use crate::metrics::{ConsensusMetrics, LeaderTracker, PendingProposal};
 use crate::network::{PeerChannels, PeerNetwork};
 use crate::peer::{describe, never_sent, PeerReply, PeerRequest};
 use crate::snapshot::SnapshotDir;
@@ -74,6 +75,9 @@ pub struct NodeConfig {
     pub restore_snapshot: Option<PathBuf>,
     /// How often the leader checkpoints remaining lease TTLs through Raft.
     pub lease_checkpoint_interval: Duration,
+    /// Where to report fsync and commit latencies, proposals and leader changes (`None`:
+    /// not measured).
+    pub metrics: Option<ConsensusMetrics>,
 }
 
 struct Inner {
@@ -211,15 +215,19 @@ impl Node {
                 ))
             })?;
         let group = DEFAULT_GROUP;
-        let mut log = LogStore::open(
+        let mut log = LogStore::open_measured(
             &config.data_dir.join("raft").join(format!("g{}", group.0)),
             DEFAULT_SEGMENT_BYTES,
+            config.metrics.as_ref().map(|m| m.wal_fsync_seconds.clone()),
         )?;
-        let state_machine = StateMachine::open(
+        let mut state_machine = StateMachine::open(
             &db,
             group,
             &config.data_dir.join("snapshots").join(format!("g{}", group.0)),
         )?;
+        if let Some(metrics) = &config.metrics {
+            state_machine.measure_commits(metrics.backend_commit_seconds.clone());
+        }
         let store = state_machine.store();
         let snapshots = state_machine.snapshot_dir();
         let commits = state_machine.commit_sender();
@@ -299,7 +307,28 @@ impl Node {
         let maintainer = node.clone();
         let joined = matches!(maintainer.inner.config.bootstrap, Bootstrap::Join(_));
         tokio::spawn(async move { maintainer.maintain_own_membership(joined).await });
+        if let Some(metrics) = node.inner.config.metrics.clone() {
+            let watched = node.clone();
+            tokio::spawn(async move { watched.count_leader_changes(metrics).await });
+        }
         Ok(node)
+    }
+
+    /// Counts every new leader this member sees, until Raft stops.
+    async fn count_leader_changes(self, metrics: ConsensusMetrics) {
+        let mut server = self.inner.raft.server_metrics();
+        // Holds no strong reference while waiting, so the node can be dropped.
+        drop(self);
+        let mut tracker = LeaderTracker::default();
+        loop {
+            let leader = server.borrow_watched().current_leader;
+            if tracker.observe(leader) {
+                metrics.leader_changes.inc();
+            }
+            if server.changed().await.is_err() {
+                return;
+            }
+        }
     }
 
     async fn initialize(&self) -> Result<()> {
@@ -434,6 +463,15 @@ impl Node {
     /// a follower forwards to the leader. A write is retried only when it certainly was not
     /// proposed; otherwise the error says the outcome is unknown.
     pub async fn write(&self, command: Command) -> Result<CommandResult> {
+        let _pending = PendingProposal::start(self.inner.config.metrics.as_ref());
+        let result = self.propose_or_forward(command).await;
+        if let (Err(_), Some(metrics)) = (&result, &self.inner.config.metrics) {
+            metrics.proposals_failed.inc();
+        }
+        result
+    }
+
+    async fn propose_or_forward(&self, command: Command) -> Result<CommandResult> {
         let deadline = Instant::now() + self.inner.config.request_timeout;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());

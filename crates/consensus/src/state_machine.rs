@@ -8,6 +8,7 @@
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 
 use conclave_mvcc::{CommitOutcome, GroupId, MvccError, Store, WriteResponse};
 use futures::{Stream, TryStreamExt};
@@ -15,6 +16,7 @@ use openraft::alias::SnapshotOf;
 use openraft::entry::RaftEntry;
 use openraft::storage::{ApplyResponder, EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
+use prometheus::Histogram;
 use tokio::sync::broadcast;
 
 use crate::codec;
@@ -37,6 +39,8 @@ pub struct StateMachine {
     store: Arc<Store>,
     snapshots: Arc<SnapshotDir>,
     commits: broadcast::Sender<Arc<CommitOutcome>>,
+    /// Observes how long each apply batch takes to commit to sled.
+    commit_seconds: Option<Histogram>,
 }
 
 /// Entries applied per sled batch at most (bounds the memory a batch stages).
@@ -88,7 +92,13 @@ impl StateMachine {
             store: Arc::new(store),
             snapshots: Arc::new(snapshots),
             commits,
+            commit_seconds: None,
         })
+    }
+
+    /// Observes the latency of every apply-batch commit in `histogram` from now on.
+    pub fn measure_commits(&mut self, histogram: Histogram) {
+        self.commit_seconds = Some(histogram);
     }
 
     /// The MVCC store this state machine applies to; reads go here directly.
@@ -127,7 +137,11 @@ impl StateMachine {
         if let Some(log_id) = &batch.last {
             txn.set_app_meta(LAST_APPLIED, codec::encode(log_id)?);
         }
+        let started = Instant::now();
         let committed = txn.commit().map_err(storage_error)?;
+        if let Some(histogram) = &self.commit_seconds {
+            histogram.observe(started.elapsed().as_secs_f64());
+        }
         // Nobody listening is fine: watchers subscribe when they exist.
         let mut events = committed.events.into_iter().peekable();
         while let Some(first) = events.next() {

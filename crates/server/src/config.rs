@@ -339,6 +339,8 @@ impl Config {
             lease_checkpoint_interval: Duration::from_millis(self.lease_checkpoint_interval.max(100)),
             restore_snapshot: (!self.restore_snapshot.trim().is_empty())
                 .then(|| PathBuf::from(&self.restore_snapshot)),
+            // Attached by `start`, which owns the registry they are exported from.
+            metrics: None,
         })
     }
 }

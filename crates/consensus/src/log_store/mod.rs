@@ -20,10 +20,12 @@ use std::ops::RangeBounds;
 use std::path::Path;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use openraft::entry::RaftEntry;
 use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::OptionalSend;
+use prometheus::Histogram;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
@@ -168,6 +170,15 @@ pub struct LogReader {
 impl LogStore {
     /// Opens the log in `dir`, replaying what is on disk, and starts its writer thread.
     pub fn open(dir: &Path, segment_bytes: u64) -> io::Result<LogStore> {
+        LogStore::open_measured(dir, segment_bytes, None)
+    }
+
+    /// [`LogStore::open`], observing the latency of every `fdatasync` in `fsync_seconds`.
+    pub fn open_measured(
+        dir: &Path,
+        segment_bytes: u64,
+        fsync_seconds: Option<Histogram>,
+    ) -> io::Result<LogStore> {
         let mut contents = LogContents::default();
         let wal = Wal::open(dir, segment_bytes, |bytes| {
             let record: WalRecord = codec::decode(bytes)?;
@@ -192,7 +203,7 @@ impl LogStore {
         let writer_shared = shared.clone();
         std::thread::Builder::new()
             .name("raft-log-writer".into())
-            .spawn(move || run_writer(wal, state, rx, &writer_shared))?;
+            .spawn(move || run_writer(wal, state, rx, &writer_shared, fsync_seconds))?;
         Ok(LogStore { shared, writer: tx })
     }
 
@@ -228,7 +239,13 @@ struct WriterState {
     purged: Option<LogId>,
 }
 
-fn run_writer(mut wal: Wal, mut state: WriterState, rx: mpsc::Receiver<WriteOp>, shared: &Shared) {
+fn run_writer(
+    mut wal: Wal,
+    mut state: WriterState,
+    rx: mpsc::Receiver<WriteOp>,
+    shared: &Shared,
+    fsync_seconds: Option<Histogram>,
+) {
     let mut failed: Option<String> = None;
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -271,7 +288,11 @@ fn run_writer(mut wal: Wal, mut state: WriterState, rx: mpsc::Receiver<WriteOp>,
             }
         }
         if result.is_ok() {
+            let started = Instant::now();
             result = wal.sync();
+            if let Some(histogram) = &fsync_seconds {
+                histogram.observe(started.elapsed().as_secs_f64());
+            }
             shared.syncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         if result.is_ok() && wal.wants_rotation() {
