@@ -28,6 +28,10 @@ pub struct Config {
     pub advertise_client_urls: String,
     /// URL to serve the Raft peer transport on. Default `http://localhost:2380`.
     pub listen_peer_urls: String,
+    /// Comma-separated URLs of extra plain-HTTP listeners serving only `/metrics` (etcd's
+    /// `--listen-metrics-urls`). `/metrics` is served on the client URLs regardless.
+    /// Default empty (none).
+    pub listen_metrics_urls: String,
     /// Peer URLs advertised to the cluster. Default: the listen peer URLs.
     pub initial_advertise_peer_urls: String,
     /// Initial members `name=peerURL,...`. Default: this member alone.
@@ -84,6 +88,7 @@ impl Default for Config {
             listen_client_urls: "http://localhost:2379".into(),
             advertise_client_urls: String::new(),
             listen_peer_urls: "http://localhost:2380".into(),
+            listen_metrics_urls: String::new(),
             initial_advertise_peer_urls: String::new(),
             initial_cluster: String::new(),
             initial_cluster_state: "new".into(),
@@ -133,6 +138,9 @@ pub struct Flags {
     /// URL to serve the Raft peer transport on.
     #[arg(long)]
     pub listen_peer_urls: Option<String>,
+    /// Extra URLs serving only /metrics over plain HTTP (also on the client URLs).
+    #[arg(long)]
+    pub listen_metrics_urls: Option<String>,
     /// Peer URLs advertised to the cluster.
     #[arg(long)]
     pub initial_advertise_peer_urls: Option<String>,
@@ -235,6 +243,7 @@ impl Config {
             listen_client_urls,
             advertise_client_urls,
             listen_peer_urls,
+            listen_metrics_urls,
             initial_advertise_peer_urls,
             initial_cluster,
             initial_cluster_state,
@@ -284,6 +293,14 @@ impl Config {
         split_urls(&self.listen_peer_urls)
             .iter()
             .map(|u| socket_addr(u, "--listen-peer-urls"))
+            .collect()
+    }
+
+    /// Socket addresses of the extra `/metrics` listeners (none by default).
+    pub fn metrics_listen_addrs(&self) -> Result<Vec<SocketAddr>, ConfigError> {
+        split_urls(&self.listen_metrics_urls)
+            .iter()
+            .map(|u| socket_addr(u, "--listen-metrics-urls"))
             .collect()
     }
 
@@ -473,5 +490,32 @@ mod tests {
             ..Config::default()
         };
         assert!(config.node_config().is_err());
+        let config = Config {
+            listen_metrics_urls: "https://127.0.0.1:2381".into(),
+            ..Config::default()
+        };
+        assert!(config
+            .metrics_listen_addrs()
+            .unwrap_err()
+            .to_string()
+            .contains("--listen-metrics-urls"));
+    }
+
+    #[test]
+    fn metrics_listeners_are_optional_and_parse_from_the_flag() {
+        assert!(Config::default().metrics_listen_addrs().unwrap().is_empty());
+        let flags = Flags::parse_from([
+            "conclave",
+            "--listen-metrics-urls",
+            "http://127.0.0.1:2381,http://127.0.0.2:2381",
+        ]);
+        let config = Config::load(&flags).unwrap();
+        assert_eq!(
+            config.metrics_listen_addrs().unwrap(),
+            vec![
+                "127.0.0.1:2381".parse::<SocketAddr>().unwrap(),
+                "127.0.0.2:2381".parse().unwrap()
+            ]
+        );
     }
 }

@@ -7,6 +7,7 @@ pub mod convert;
 pub mod errors;
 pub mod grpc;
 pub mod health;
+pub mod metrics;
 pub mod quota;
 pub mod recipes;
 pub mod watch;
@@ -26,9 +27,11 @@ use conclave_proto::v3lockpb::lock_server::LockServer;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::{Routes, RoutesBuilder};
 
 pub use config::{Config, ConfigError, Flags};
 use grpc::{ApiSettings, EtcdApi};
+use metrics::{Exporter, Metrics};
 use watch::SessionSettings;
 
 /// gRPC framing allowance above `--max-request-bytes`, as etcd: requests between the limit
@@ -52,6 +55,9 @@ pub enum StartError {
     /// The consensus core failed to start.
     #[error(transparent)]
     Consensus(#[from] conclave_consensus::ConsensusError),
+    /// The metrics could not be set up.
+    #[error("setting up metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
 }
 
 /// A running node: its consensus core and its gRPC servers.
@@ -73,11 +79,15 @@ async fn bind(addrs: &[SocketAddr]) -> Result<Vec<TcpListener>, StartError> {
 }
 
 /// Starts a node: binds its ports first (so a busy port fails fast), then starts Raft and
-/// serves the etcd API on the client port and the Raft transport on the peer port.
+/// serves the etcd API (and `/metrics` over HTTP/1.1) on the client port, the Raft
+/// transport on the peer port, and `/metrics` alone on any metrics port.
 pub async fn start(config: &Config) -> Result<RunningNode, StartError> {
-    let node_config = config.node_config()?;
+    let metrics = Arc::new(Metrics::new()?);
+    let mut node_config = config.node_config()?;
+    node_config.metrics = Some(metrics.consensus());
     let client_listeners = bind(&config.client_listen_addrs()?).await?;
     let peer_listeners = bind(&config.peer_listen_addrs()?).await?;
+    let metrics_listeners = bind(&config.metrics_listen_addrs()?).await?;
 
     let node = Node::start(node_config).await?;
     let settings = ApiSettings {
@@ -97,7 +107,13 @@ pub async fn start(config: &Config) -> Result<RunningNode, StartError> {
         config.quota_backend_bytes,
         usage.clone(),
     ));
-    let api = EtcdApi::new(node.clone(), settings, usage);
+    let exporter = Exporter::new(
+        metrics.clone(),
+        node.clone(),
+        usage.clone(),
+        config.quota_backend_bytes,
+    );
+    let api = EtcdApi::new(node.clone(), settings, usage, metrics.watch());
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let max_message = config.max_request_bytes + GRPC_OVERHEAD_BYTES;
 
@@ -110,9 +126,8 @@ pub async fn start(config: &Config) -> Result<RunningNode, StartError> {
     let mut servers = Vec::new();
     for listener in client_listeners {
         tracing::info!(addr = %listener.local_addr().map_err(|source| StartError::Bind { addr: ([0, 0, 0, 0], 0).into(), source })?, "serving etcd v3 API");
-        let router = tonic::transport::Server::builder()
-            .tcp_nodelay(true)
-            .http2_keepalive_interval(Some(Duration::from_secs(10)))
+        let mut services = RoutesBuilder::default();
+        services
             .add_service(KvServer::new(api.clone()).max_decoding_message_size(max_message))
             .add_service(MaintenanceServer::new(api.clone()).max_decoding_message_size(max_message))
             .add_service(WatchServer::new(api.clone()).max_decoding_message_size(max_message))
@@ -123,6 +138,30 @@ pub async fn start(config: &Config) -> Result<RunningNode, StartError> {
             .add_service(LockServer::new(api.clone()).max_decoding_message_size(max_message))
             // Joining members may name a client URL in --join.
             .add_service(PeerService::join_server(node.clone()));
+        // As etcd, the client port also answers plain HTTP/1.1 for /metrics: gRPC clients
+        // open with HTTP/2's preface, which tells the two apart on each connection.
+        let routes = Routes::from(
+            services
+                .routes()
+                .into_axum_router()
+                .merge(metrics::routes(exporter.clone())),
+        );
+        let router = tonic::transport::Server::builder()
+            .accept_http1(true)
+            .tcp_nodelay(true)
+            .http2_keepalive_interval(Some(Duration::from_secs(10)))
+            .layer(metrics.grpc_layer())
+            .add_routes(routes);
+        servers.push(tokio::spawn(router.serve_with_incoming_shutdown(
+            TcpListenerStream::new(listener),
+            wait_stopped(stopped.clone()),
+        )));
+    }
+    for listener in metrics_listeners {
+        tracing::info!(addr = ?listener.local_addr().ok(), "serving /metrics");
+        let router = tonic::transport::Server::builder()
+            .accept_http1(true)
+            .add_routes(Routes::from(metrics::routes(exporter.clone())));
         servers.push(tokio::spawn(router.serve_with_incoming_shutdown(
             TcpListenerStream::new(listener),
             wait_stopped(stopped.clone()),

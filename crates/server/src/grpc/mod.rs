@@ -14,6 +14,7 @@ use prost::Message;
 use tonic::Status;
 
 use crate::errors::REQUEST_TOO_LARGE;
+use crate::metrics::WatchGauges;
 use crate::quota::UsageGauge;
 use crate::watch::SessionSettings;
 use std::sync::Arc;
@@ -41,15 +42,22 @@ pub struct EtcdApi {
     node: Node,
     settings: ApiSettings,
     usage: Arc<UsageGauge>,
+    watch_gauges: WatchGauges,
 }
 
 impl EtcdApi {
-    /// The services of `node`.
-    pub fn new(node: Node, settings: ApiSettings, usage: Arc<UsageGauge>) -> EtcdApi {
+    /// The services of `node`; watch sessions keep `watch_gauges` up to date.
+    pub fn new(
+        node: Node,
+        settings: ApiSettings,
+        usage: Arc<UsageGauge>,
+        watch_gauges: WatchGauges,
+    ) -> EtcdApi {
         EtcdApi {
             node,
             settings,
             usage,
+            watch_gauges,
         }
     }
 

@@ -26,6 +26,7 @@ impl Watch for EtcdApi {
             settings,
             request.into_inner(),
             out,
+            self.watch_gauges.open_stream(),
         ));
         Ok(Response::new(ReceiverStream::new(responses)))
     }

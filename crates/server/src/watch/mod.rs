@@ -24,6 +24,7 @@ use tokio::sync::{broadcast, mpsc};
 use tonic::{Status, Streaming};
 
 use crate::errors::mvcc_status;
+use crate::metrics::WatchStreamCount;
 use matcher::{fragments, WatchSpec};
 
 /// Revisions read from history per step of a replay.
@@ -87,12 +88,14 @@ async fn next_request(
 }
 
 impl Session {
-    /// Runs the session until the client closes its side or goes away.
+    /// Runs the session until the client closes its side or goes away, keeping `counted`
+    /// up to date with its number of watchers.
     pub async fn run(
         node: Node,
         settings: SessionSettings,
         requests: Streaming<WatchRequest>,
         out: mpsc::Sender<Result<WatchResponse, Status>>,
+        mut counted: WatchStreamCount,
     ) {
         // Subscribe first: every commit after this point reaches the session.
         let mut commits = node.subscribe_commits();
@@ -135,6 +138,7 @@ impl Session {
             if let Err(end) = step {
                 break end;
             }
+            counted.set_watchers(session.watchers.len());
         };
         if let End::TooSlow = ended {
             tracing::warn!(
