@@ -272,6 +272,9 @@ async fn metrics_follow_leadership_commits_and_disk_on_every_member() {
     let mut handled_ok = put_labels.to_vec();
     handled_ok.push(("grpc_code", "OK"));
     assert!(on_leader.sum("grpc_server_handled_total", &handled_ok) >= 20.0);
+    assert!(on_leader.get("etcd_network_client_grpc_received_bytes_total") > 0.0);
+    assert!(on_leader.get("etcd_network_client_grpc_sent_bytes_total") > 0.0);
+    assert!(on_leader.get("process_resident_memory_bytes") > 0.0);
 
     // Kill the leader: a survivor sees a new one.
     let survivors: Vec<usize> = (1..=3).filter(|i| *i != leader).collect();

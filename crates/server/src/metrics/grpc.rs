@@ -1,6 +1,7 @@
 //! gRPC call counters as go-grpc-prometheus names them (what etcd exports):
 //! `grpc_server_started_total` and `grpc_server_handled_total`, labelled with
-//! `grpc_type`, `grpc_service`, `grpc_method` and (handled) `grpc_code`.
+//! `grpc_type`, `grpc_service`, `grpc_method` and (handled) `grpc_code`; and etcd's client
+//! traffic counters `etcd_network_client_grpc_{received,sent}_bytes_total`.
 //!
 //! A tower layer around the client port's router. A call is handled when its status is
 //! known: in the response headers (a "trailers-only" reply, how errors and most refusals
@@ -17,7 +18,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Request, Response};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use prometheus::core::Collector;
-use prometheus::{IntCounterVec, Opts};
+use prometheus::{IntCounter, IntCounterVec, Opts};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -112,6 +113,8 @@ fn served_method(path: &str) -> Option<&'static (&'static str, &'static str, &'s
 pub(crate) struct GrpcCounters {
     started: IntCounterVec,
     handled: IntCounterVec,
+    received_bytes: IntCounter,
+    sent_bytes: IntCounter,
 }
 
 impl GrpcCounters {
@@ -131,11 +134,24 @@ impl GrpcCounters {
                 ),
                 &["grpc_type", "grpc_service", "grpc_method", "grpc_code"],
             )?,
+            received_bytes: IntCounter::with_opts(Opts::new(
+                "etcd_network_client_grpc_received_bytes_total",
+                "The total number of bytes received from grpc clients.",
+            ))?,
+            sent_bytes: IntCounter::with_opts(Opts::new(
+                "etcd_network_client_grpc_sent_bytes_total",
+                "The total number of bytes sent to grpc clients.",
+            ))?,
         })
     }
 
     pub(crate) fn collectors(&self) -> Vec<Box<dyn Collector>> {
-        vec![Box::new(self.started.clone()), Box::new(self.handled.clone())]
+        vec![
+            Box::new(self.started.clone()),
+            Box::new(self.handled.clone()),
+            Box::new(self.received_bytes.clone()),
+            Box::new(self.sent_bytes.clone()),
+        ]
     }
 
     /// Counts a call to `path` as started; `None` for paths that are not served methods.
@@ -146,6 +162,7 @@ impl GrpcCounters {
         Some(Call {
             method,
             handled: self.handled.clone(),
+            sent_bytes: self.sent_bytes.clone(),
         })
     }
 }
@@ -154,6 +171,14 @@ impl GrpcCounters {
 struct Call {
     method: &'static (&'static str, &'static str, &'static str),
     handled: IntCounterVec,
+    sent_bytes: IntCounter,
+}
+
+/// Adds the size of a data frame to `counter`.
+fn count_data(frame: &Frame<Bytes>, counter: &IntCounter) {
+    if let Some(data) = frame.data_ref() {
+        counter.inc_by(u64::try_from(data.len()).unwrap_or(u64::MAX));
+    }
 }
 
 impl Call {
@@ -183,7 +208,8 @@ impl Call {
     }
 }
 
-/// A response body that counts its call as handled when its trailers pass by.
+/// A response body that counts the bytes it sends and its call as handled when its
+/// trailers pass by.
 struct ObservedBody {
     inner: tonic::body::Body,
     call: Option<Call>,
@@ -209,6 +235,9 @@ impl HttpBody for ObservedBody {
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
+                if let Some(call) = &this.call {
+                    count_data(frame, &call.sent_bytes);
+                }
                 if let Some(trailers) = frame.trailers_ref() {
                     this.finish(status_in(trailers).unwrap_or("Unknown"));
                 }
@@ -233,6 +262,37 @@ impl Drop for ObservedBody {
     fn drop(&mut self) {
         // The client went away (or the server stopped) before the call ended.
         self.finish("Canceled");
+    }
+}
+
+/// A request body that counts the bytes it receives.
+struct CountedBody {
+    inner: tonic::body::Body,
+    received_bytes: IntCounter,
+}
+
+impl HttpBody for CountedBody {
+    type Data = Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, tonic::Status>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            count_data(frame, &this.received_bytes);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -268,9 +328,9 @@ pub struct GrpcMetricsService<S> {
 
 type ResponseFuture<E> = Pin<Box<dyn Future<Output = Result<Response<tonic::body::Body>, E>> + Send>>;
 
-impl<S, B> Service<Request<B>> for GrpcMetricsService<S>
+impl<S> Service<Request<tonic::body::Body>> for GrpcMetricsService<S>
 where
-    S: Service<Request<B>, Response = Response<tonic::body::Body>>,
+    S: Service<Request<tonic::body::Body>, Response = Response<tonic::body::Body>>,
     S::Future: Send + 'static,
     S::Error: 'static,
 {
@@ -282,8 +342,20 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<B>) -> Self::Future {
+    fn call(&mut self, request: Request<tonic::body::Body>) -> Self::Future {
         let call = self.counters.start(request.uri().path());
+        let request = match call {
+            Some(_) => {
+                let received_bytes = self.counters.received_bytes.clone();
+                request.map(|inner| {
+                    tonic::body::Body::new(CountedBody {
+                        inner,
+                        received_bytes,
+                    })
+                })
+            }
+            None => request,
+        };
         let response = self.inner.call(request);
         Box::pin(async move {
             let response = response.await?;

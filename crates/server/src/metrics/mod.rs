@@ -12,6 +12,7 @@
 //!   database size, revisions, leases), so nothing has to be instrumented for them.
 
 pub mod grpc;
+mod process;
 
 use std::sync::Arc;
 
@@ -35,6 +36,7 @@ pub struct Metrics {
     scraped: ScrapedGauges,
     watch: WatchGauges,
     grpc: grpc::GrpcCounters,
+    process: process::ProcessMetrics,
 }
 
 /// Gauges set from the member's state when it is scraped.
@@ -156,6 +158,7 @@ impl Metrics {
             scraped,
             watch,
             grpc: grpc::GrpcCounters::new()?,
+            process: process::ProcessMetrics::new()?,
         };
         let s = &metrics.scraped;
         let mut collectors: Vec<Box<dyn Collector>> = vec![
@@ -181,6 +184,7 @@ impl Metrics {
         ];
         collectors.extend(metrics.consensus.collectors());
         collectors.extend(metrics.grpc.collectors());
+        collectors.extend(metrics.process.collectors());
         for collector in collectors {
             metrics.registry.register(collector)?;
         }
@@ -218,7 +222,7 @@ pub struct Exporter {
 }
 
 /// Store figures read off the async runtime (each scans little or nothing, but sled calls
-/// may block on I/O).
+/// and /proc reads may block on I/O).
 struct StoreFigures {
     size_on_disk: Option<u64>,
     current_revision: i64,
@@ -276,11 +280,15 @@ impl Exporter {
         g.quota_backend_bytes.set(clamp(self.quota_backend_bytes));
 
         let store = self.node.store().clone();
-        let figures = tokio::task::spawn_blocking(move || StoreFigures {
-            size_on_disk: store.size_on_disk().ok(),
-            current_revision: store.current_revision(),
-            compact_revision: store.compact_revision(),
-            leases: store.leases().ok().map(|leases| leases.len()),
+        let process = self.metrics.process.clone();
+        let figures = tokio::task::spawn_blocking(move || {
+            process.refresh();
+            StoreFigures {
+                size_on_disk: store.size_on_disk().ok(),
+                current_revision: store.current_revision(),
+                compact_revision: store.compact_revision(),
+                leases: store.leases().ok().map(|leases| leases.len()),
+            }
         })
         .await;
         let Ok(figures) = figures else {
