@@ -8,8 +8,10 @@ cluster: deps
 	scripts/cluster.sh
 
 ## Run every test: unit, property, storage-suite and real-process cluster tests.
-## Release mode: the cluster tests time elections and failovers.
+## Release mode: the cluster tests time elections and failovers. The binaries and the
+## SDK's examples are built first: tests run them as real processes.
 test: deps
+	$(CARGO) build --release --workspace --bins --examples
 	$(CARGO) test --release --workspace
 
 ## Install the Debian packages the build and tests need (protoc, etcdctl).

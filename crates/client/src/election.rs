@@ -159,7 +159,7 @@ impl Election {
     /// change — a new leader, a new proclaimed value, or no leader — in revision order.
     pub async fn observe(&self) -> Result<LeaderStream> {
         let snapshot = self.client.range(Get::prefix(self.prefix.clone())).await?;
-        let mut contenders: BTreeMap<Vec<u8>, (i64, Vec<u8>, Option<LeaseId>)> = snapshot
+        let mut contenders: Contenders = snapshot
             .kvs
             .into_iter()
             .map(|kv| (kv.key, (kv.create_revision, kv.value, kv.lease)))
@@ -170,7 +170,7 @@ impl Election {
             .await?;
         let (tx, rx) = mpsc::channel(64);
         let task = tokio::spawn(async move {
-            let leader_of = |contenders: &BTreeMap<Vec<u8>, (i64, Vec<u8>, Option<LeaseId>)>| {
+            let leader_of = |contenders: &Contenders| {
                 contenders.iter().min_by_key(|(_, (create, _, _))| *create).map(
                     |(key, (create, value, lease))| LeaderInfo {
                         key: String::from_utf8_lossy(key).into_owned(),
@@ -215,6 +215,9 @@ impl Election {
         Ok(LeaderStream { events: rx, task })
     }
 }
+
+/// The contenders of an election by key: create revision, value, lease.
+type Contenders = BTreeMap<Vec<u8>, (i64, Vec<u8>, Option<LeaseId>)>;
 
 /// Leader changes of an election; see [`Election::observe`]. Dropping it stops observing.
 pub struct LeaderStream {

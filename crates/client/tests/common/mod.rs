@@ -1,0 +1,66 @@
+//! Helpers shared by the SDK's tests against real `conclave` node processes.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use conclave_client::{Client, ClientOptions};
+use conclave_testkit::{Cluster, ClusterOptions};
+
+/// Fast elections and short request timeouts, as the node's own tests use.
+pub fn start_cluster(size: usize) -> Cluster {
+    let bin = conclave_testkit::node_binary().expect("node binary");
+    Cluster::start(
+        &bin,
+        ClusterOptions {
+            size,
+            heartbeat_ms: Some(50),
+            election_timeout_ms: Some(400),
+            extra_args: vec!["--request-timeout".into(), "3000".into()],
+            ..ClusterOptions::default()
+        },
+    )
+    .expect("start cluster")
+}
+
+/// Client options for tests: failures noticed within about a second.
+pub fn fast_options() -> ClientOptions {
+    ClientOptions {
+        connect_timeout: Duration::from_millis(500),
+        request_timeout: Duration::from_secs(2),
+        retry_budget: Duration::from_secs(20),
+        keep_alive_interval: Duration::from_millis(500),
+        keep_alive_timeout: Duration::from_millis(500),
+        lease_safety_margin: Duration::from_millis(500),
+        ..ClientOptions::default()
+    }
+}
+
+/// An SDK client of the given nodes (1-based indexes), in that order of preference.
+pub async fn client_of(cluster: &Cluster, nodes: &[usize]) -> Client {
+    let endpoints: Vec<String> = nodes
+        .iter()
+        .map(|&i| cluster.node(i).client_url().to_string())
+        .collect();
+    Client::connect_with(endpoints, fast_options())
+        .await
+        .expect("client")
+}
+
+/// An SDK client of every node.
+pub async fn client_of_all(cluster: &Cluster) -> Client {
+    let all: Vec<usize> = (1..=cluster.size()).collect();
+    client_of(cluster, &all).await
+}
+
+/// The leader's index, waiting up to 10 s for one.
+pub async fn leader(cluster: &Cluster) -> usize {
+    conclave_testkit::leader_index(cluster, Duration::from_secs(10))
+        .await
+        .expect("leader")
+}
+
+/// The median of some durations.
+pub fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
