@@ -1,0 +1,297 @@
+//! The one place where failures become HTTP answers.
+//!
+//! Two shapes: the REST API's `{"error": "...", "code": "<stable snake_case code>"}`
+//! ([`ApiError`]) and etcd's JSON gateway's `{"error": "...", "message": "...", "code":
+//! <gRPC code number>}` ([`EtcdError`]). Both are built from the SDK's [`Error`] here and
+//! nowhere else, and every upstream failure is counted in
+//! `conclave_gateway_upstream_errors_total{kind}`.
+//!
+//! Status codes say what the caller may do:
+//! - 503 `unavailable`: no member could serve the request and **nothing was applied**;
+//!   retrying (also on another gateway) is safe. Load balancers retry only these.
+//! - 504 `outcome_unknown`: a write was sent but its outcome is unknown (it may have
+//!   applied); read before retrying. 504 `timeout`: no answer in time (for a write, the
+//!   same caveat).
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use conclave_client::Error;
+use serde::Serialize;
+use tonic::Code;
+use utoipa::ToSchema;
+
+use crate::metrics;
+
+/// The REST API's error body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What happened and what to do, for people.
+    pub error: String,
+    /// A stable snake_case code for programs: `key_not_found`, `revision_mismatch`,
+    /// `key_exists`, `compacted`, `future_revision`, `invalid_argument`, `not_utf8`,
+    /// `too_large`, `lease_not_found`, `no_leader`, `not_elected`, `locked`, `not_found`,
+    /// `already_exists`, `failed_precondition`, `no_space`, `unavailable`,
+    /// `outcome_unknown`, `timeout`, `draining`, `route_not_found`,
+    /// `method_not_allowed`, `internal`.
+    pub code: String,
+}
+
+/// A REST API failure: an HTTP status, a stable code and a message.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The stable code (see [`ErrorBody::code`]).
+    pub code: &'static str,
+    /// The message.
+    pub message: String,
+}
+
+impl ApiError {
+    /// A failure with this status, code and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// 400 `invalid_argument`.
+    pub fn invalid(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_argument", message)
+    }
+
+    /// 413 `too_large`.
+    pub fn too_large(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message)
+    }
+
+    /// 503 `draining`: the gateway is shutting down; another gateway will serve.
+    pub fn draining() -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "draining",
+            "this gateway is shutting down: retry on another gateway",
+        )
+    }
+
+    /// 504 `timeout` from the gateway's own request timeout.
+    pub fn timeout(after: std::time::Duration) -> ApiError {
+        ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "timeout",
+            format!("no answer within {after:?} (a write may or may not have applied: read before retrying)"),
+        )
+    }
+
+    /// 500 `internal`.
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+
+    /// The body as it is sent.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: self.message.clone(),
+            code: self.code.to_string(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let retry = self.status == StatusCode::SERVICE_UNAVAILABLE;
+        let mut response = (self.status, axum::Json(self.body())).into_response();
+        if retry {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+/// Classifies an SDK error: HTTP status, stable code, and the gRPC code etcd's gateway
+/// would report.
+fn classify(error: &Error) -> (StatusCode, &'static str, Code) {
+    match error {
+        Error::InvalidArgument(message) if message.contains("request is too large") => {
+            (StatusCode::PAYLOAD_TOO_LARGE, "too_large", Code::InvalidArgument)
+        }
+        Error::InvalidArgument(_) => (StatusCode::BAD_REQUEST, "invalid_argument", Code::InvalidArgument),
+        Error::Compacted { .. } => (StatusCode::GONE, "compacted", Code::OutOfRange),
+        Error::FutureRevision => (StatusCode::BAD_REQUEST, "future_revision", Code::OutOfRange),
+        Error::LeaseNotFound => (StatusCode::NOT_FOUND, "lease_not_found", Code::NotFound),
+        Error::LeaseLost { .. } => (StatusCode::CONFLICT, "lease_not_found", Code::NotFound),
+        Error::LeadershipLost { .. } => (StatusCode::CONFLICT, "not_leader", Code::FailedPrecondition),
+        Error::Locked { .. } => (StatusCode::CONFLICT, "locked", Code::FailedPrecondition),
+        Error::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", Code::Unavailable),
+        Error::OutcomeUnknown { .. } => (StatusCode::GATEWAY_TIMEOUT, "outcome_unknown", Code::Unavailable),
+        Error::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "timeout", Code::DeadlineExceeded),
+        Error::Server { code, message } => match code {
+            Code::NotFound => (StatusCode::NOT_FOUND, "not_found", *code),
+            Code::AlreadyExists => (StatusCode::CONFLICT, "already_exists", *code),
+            Code::FailedPrecondition => (StatusCode::CONFLICT, "failed_precondition", *code),
+            Code::ResourceExhausted if message.contains("database space exceeded") => {
+                (StatusCode::INSUFFICIENT_STORAGE, "no_space", *code)
+            }
+            Code::ResourceExhausted => (StatusCode::TOO_MANY_REQUESTS, "resource_exhausted", *code),
+            Code::OutOfRange | Code::InvalidArgument => (StatusCode::BAD_REQUEST, "invalid_argument", *code),
+            Code::PermissionDenied => (StatusCode::FORBIDDEN, "permission_denied", *code),
+            Code::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated", *code),
+            Code::Unimplemented => (StatusCode::NOT_IMPLEMENTED, "unimplemented", *code),
+            Code::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", *code),
+            Code::DeadlineExceeded => (StatusCode::GATEWAY_TIMEOUT, "timeout", *code),
+            _ => (StatusCode::BAD_GATEWAY, "upstream_error", *code),
+        },
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal", Code::Internal),
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(error: Error) -> ApiError {
+        let (status, code, _) = classify(&error);
+        metrics::upstream_error(code);
+        ApiError::new(status, code, error.to_string())
+    }
+}
+
+/// etcd's JSON gateway error body (grpc-gateway's shape).
+#[derive(Debug, Serialize)]
+pub struct EtcdErrorBody {
+    /// The gRPC status message.
+    pub error: String,
+    /// The same message (grpc-gateway sends both).
+    pub message: String,
+    /// The gRPC code number.
+    pub code: i32,
+}
+
+/// A failure on the etcd JSON gateway paths (`/v3/...`).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct EtcdError {
+    /// The gRPC code etcd would answer with.
+    pub code: Code,
+    /// etcd's message.
+    pub message: String,
+    /// The HTTP status, when it differs from the one the gRPC code maps to.
+    pub status: Option<StatusCode>,
+}
+
+impl EtcdError {
+    /// An error with `code` and `message`.
+    pub fn new(code: Code, message: impl Into<String>) -> EtcdError {
+        EtcdError {
+            code,
+            message: message.into(),
+            status: None,
+        }
+    }
+
+    /// grpc-gateway's HTTP status for a gRPC code (its `HTTPStatusFromCode`).
+    pub fn http_status(code: Code) -> StatusCode {
+        match code {
+            Code::Ok => StatusCode::OK,
+            Code::Cancelled => StatusCode::REQUEST_TIMEOUT,
+            Code::Unknown | Code::Internal | Code::DataLoss => StatusCode::INTERNAL_SERVER_ERROR,
+            Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => StatusCode::BAD_REQUEST,
+            Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+            Code::NotFound => StatusCode::NOT_FOUND,
+            Code::AlreadyExists | Code::Aborted => StatusCode::CONFLICT,
+            Code::PermissionDenied => StatusCode::FORBIDDEN,
+            Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+            Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
+            Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The body as it is sent.
+    pub fn body(&self) -> EtcdErrorBody {
+        EtcdErrorBody {
+            error: self.message.clone(),
+            message: self.message.clone(),
+            code: self.code as i32,
+        }
+    }
+}
+
+impl IntoResponse for EtcdError {
+    fn into_response(self) -> Response {
+        let status = self.status.unwrap_or_else(|| EtcdError::http_status(self.code));
+        (status, axum::Json(self.body())).into_response()
+    }
+}
+
+impl From<Error> for EtcdError {
+    fn from(error: Error) -> EtcdError {
+        let (_, kind, code) = classify(&error);
+        metrics::upstream_error(kind);
+        // etcd's own texts, which etcd clients match on.
+        let message = match &error {
+            Error::Compacted { .. } => "etcdserver: mvcc: required revision has been compacted".to_string(),
+            Error::FutureRevision => "etcdserver: mvcc: required revision is a future revision".to_string(),
+            Error::LeaseNotFound => "etcdserver: requested lease not found".to_string(),
+            Error::InvalidArgument(message) => message.clone(),
+            Error::Server { message, .. } => message.clone(),
+            Error::OutcomeUnknown { .. } => {
+                "etcdserver: request timed out, possibly due to previous leader failure".to_string()
+            }
+            other => other.to_string(),
+        };
+        EtcdError::new(code, message)
+    }
+}
+
+impl From<ApiError> for EtcdError {
+    /// Gateway-level failures (bad JSON, body too large, draining) in etcd's shape.
+    fn from(error: ApiError) -> EtcdError {
+        let code = match error.status {
+            StatusCode::BAD_REQUEST => Code::InvalidArgument,
+            StatusCode::NOT_FOUND => Code::NotFound,
+            StatusCode::PAYLOAD_TOO_LARGE => Code::ResourceExhausted,
+            StatusCode::SERVICE_UNAVAILABLE => Code::Unavailable,
+            StatusCode::GATEWAY_TIMEOUT => Code::DeadlineExceeded,
+            _ => Code::Internal,
+        };
+        EtcdError {
+            code,
+            message: error.message,
+            status: Some(error.status),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_of_unknown_outcome_are_never_503() {
+        let error = ApiError::from(Error::OutcomeUnknown {
+            message: "broken pipe".into(),
+        });
+        assert_eq!(error.status, StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(error.code, "outcome_unknown");
+        let error = ApiError::from(Error::Unavailable {
+            message: "no leader".into(),
+            attempts: 3,
+        });
+        assert_eq!(error.status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[test]
+    fn etcd_errors_keep_etcd_messages() {
+        let error = EtcdError::from(Error::Compacted {
+            compact_revision: None,
+        });
+        assert_eq!(error.code, Code::OutOfRange);
+        assert_eq!(EtcdError::http_status(error.code), StatusCode::BAD_REQUEST);
+        assert!(error.message.contains("required revision has been compacted"));
+        let too_large = ApiError::from(Error::InvalidArgument("etcdserver: request is too large".into()));
+        assert_eq!(too_large.status, StatusCode::PAYLOAD_TOO_LARGE);
+    }
+}

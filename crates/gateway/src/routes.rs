@@ -1,0 +1,116 @@
+//! The route table: every route the router serves, in one list that the OpenAPI
+//! document is checked against (`tests/openapi.rs`).
+
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{delete, get, post, put, MethodRouter};
+use axum::Router;
+
+use crate::error::ApiError;
+use crate::{etcd, health, metrics, openapi, v1, AppState};
+
+/// The router under construction and the routes it has, as `(method, path)`.
+pub struct Routes {
+    /// The router (state still to be supplied).
+    pub router: Router<AppState>,
+    /// Every `(method, path)` served, paths in axum's syntax (`{*key}` for the rest).
+    pub table: Vec<(&'static str, &'static str)>,
+}
+
+impl Routes {
+    fn add(mut self, path: &'static str, methods: &[&'static str], route: MethodRouter<AppState>) -> Routes {
+        self.router = self.router.route(path, route);
+        self.table.extend(methods.iter().map(|m| (*m, path)));
+        self
+    }
+}
+
+async fn route_not_found() -> impl IntoResponse {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "route_not_found",
+        "no such route: see /openapi.json",
+    )
+}
+
+async fn method_not_allowed() -> impl IntoResponse {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take that method: see /openapi.json",
+    )
+}
+
+/// Builds the router with every route of the gateway.
+pub fn build() -> Routes {
+    let routes = Routes {
+        router: Router::new(),
+        table: Vec::new(),
+    };
+    routes
+        // REST API
+        .add("/v1/kv", &["GET"], get(v1::kv::list))
+        .add(
+            "/v1/kv/{*key}",
+            &["GET", "PUT", "DELETE"],
+            get(v1::kv::get).put(v1::kv::put).delete(v1::kv::delete),
+        )
+        .add("/v1/txn", &["POST"], post(v1::txn::txn))
+        .add("/v1/compact", &["POST"], post(v1::kv::compact))
+        .add("/v1/watch", &["GET"], get(v1::watch::watch))
+        .add("/v1/leases", &["GET", "POST"], get(v1::lease::list).post(v1::lease::grant))
+        .add("/v1/leases/{id}", &["GET", "DELETE"], get(v1::lease::get).delete(v1::lease::revoke))
+        .add("/v1/leases/{id}/keepalive", &["POST"], post(v1::lease::keepalive))
+        .add("/v1/elections/{name}/campaign", &["POST"], post(v1::election::campaign))
+        .add("/v1/elections/{name}/leader", &["GET"], get(v1::election::leader))
+        .add("/v1/elections/{name}/observe", &["GET"], get(v1::election::observe))
+        .add("/v1/elections/{name}/resign", &["POST"], post(v1::election::resign))
+        .add("/v1/locks/{name}", &["POST", "DELETE"], post(v1::election::lock).delete(v1::election::unlock))
+        .add("/v1/cluster", &["GET"], get(v1::cluster::cluster))
+        // etcd's JSON gateway
+        .add("/v3/kv/range", &["POST"], post(etcd::kv_range))
+        .add("/v3/kv/put", &["POST"], post(etcd::kv_put))
+        .add("/v3/kv/deleterange", &["POST"], post(etcd::kv_deleterange))
+        .add("/v3/kv/txn", &["POST"], post(etcd::kv_txn))
+        .add("/v3/kv/compaction", &["POST"], post(etcd::kv_compaction))
+        .add("/v3/watch", &["POST"], post(etcd::watch))
+        .add("/v3/lease/grant", &["POST"], post(etcd::lease_grant))
+        .add("/v3/lease/revoke", &["POST"], post(etcd::lease_revoke))
+        .add("/v3/lease/keepalive", &["POST"], post(etcd::lease_keepalive))
+        .add("/v3/lease/timetolive", &["POST"], post(etcd::lease_timetolive))
+        .add("/v3/lease/leases", &["POST"], post(etcd::lease_leases))
+        .add("/v3/maintenance/status", &["POST"], post(etcd::maintenance_status))
+        .add("/v3/cluster/member/list", &["POST"], post(etcd::cluster_member_list))
+        .add("/v3/election/campaign", &["POST"], post(etcd::election_campaign))
+        .add("/v3/election/proclaim", &["POST"], post(etcd::election_proclaim))
+        .add("/v3/election/leader", &["POST"], post(etcd::election_leader))
+        .add("/v3/election/observe", &["POST"], post(etcd::election_observe))
+        .add("/v3/election/resign", &["POST"], post(etcd::election_resign))
+        .add("/v3/lock/lock", &["POST"], post(etcd::lock_lock))
+        .add("/v3/lock/unlock", &["POST"], post(etcd::lock_unlock))
+        // operations
+        .add("/livez", &["GET"], get(health::livez))
+        .add("/healthz", &["GET"], get(health::healthz))
+        .add("/readyz", &["GET"], get(health::readyz))
+        .add("/metrics", &["GET"], get(metrics::render))
+        .add("/openapi.json", &["GET"], get(openapi::document))
+        .fallback()
+}
+
+impl Routes {
+    fn fallback(mut self) -> Routes {
+        self.router = self
+            .router
+            .fallback(route_not_found)
+            .method_not_allowed_fallback(method_not_allowed);
+        self
+    }
+}
+
+/// Every `(method, path)` the gateway serves.
+pub fn table() -> Vec<(&'static str, &'static str)> {
+    build().table
+}
+
+#[allow(unused_imports)]
+use {delete as _, put as _};
