@@ -31,10 +31,18 @@ struct Target {
     channel: Channel,
 }
 
-/// The endpoints a client talks to, and which one it currently prefers.
+/// How long an endpoint that just failed is skipped when choosing where to send a call.
+const QUARANTINE: Duration = Duration::from_secs(3);
+
+/// The endpoints a client talks to: unary calls are spread round-robin over those that
+/// have not failed recently; streams stick to the preferred one.
 pub(crate) struct Pool {
     targets: Vec<Target>,
     preferred: AtomicUsize,
+    /// Round-robin position for unary calls.
+    next: AtomicUsize,
+    /// Per endpoint, when its quarantine after a failure ends.
+    down_until: Mutex<Vec<Option<Instant>>>,
     /// Channels to endpoints outside the configured list (member URLs learnt from the
     /// member list, for per-endpoint status and health).
     extra: Mutex<Vec<Target>>,
@@ -94,8 +102,10 @@ impl Pool {
             targets.push(Target { url, channel });
         }
         Ok(Pool {
+            down_until: Mutex::new(vec![None; targets.len()]),
             targets,
             preferred: AtomicUsize::new(0),
+            next: AtomicUsize::new(0),
             extra: Mutex::new(Vec::new()),
             options,
         })
@@ -116,8 +126,30 @@ impl Pool {
         (index, self.targets[index].channel.clone())
     }
 
-    /// Moves away from `failed` (if it is still the preferred endpoint).
+    /// The next endpoint in round-robin order that is not quarantined (any, if all are).
+    pub(crate) fn balanced(&self) -> (usize, Channel) {
+        let n = self.targets.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let now = Instant::now();
+        let down = self.down_until.lock().unwrap_or_else(|p| p.into_inner());
+        let index = (0..n)
+            .map(|offset| (start + offset) % n)
+            .find(|&i| down[i].is_none_or(|until| until <= now))
+            .unwrap_or(start % n);
+        (index, self.targets[index].channel.clone())
+    }
+
+    /// Records that `failed` did not answer: it is skipped for a while, and streams move
+    /// away from it (if it is still the preferred endpoint).
     pub(crate) fn fail_over(&self, failed: usize) {
+        if let Some(slot) = self
+            .down_until
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(failed)
+        {
+            *slot = Some(Instant::now() + QUARANTINE);
+        }
         let next = (failed + 1) % self.targets.len();
         let _ = self
             .preferred
@@ -142,7 +174,7 @@ impl Pool {
         Ok(channel)
     }
 
-    /// Runs `call` against the preferred endpoint, failing over to the others on
+    /// Runs `call` against the next healthy endpoint (round-robin), failing over to the others on
     /// transient errors under the retry rule of `idempotency`, with exponential backoff,
     /// until the retry budget is spent.
     pub(crate) async fn call<T, F, Fut>(&self, idempotency: Idempotency, mut call: F) -> Result<T>
@@ -154,7 +186,7 @@ impl Pool {
         let mut attempts = 0u32;
         loop {
             attempts += 1;
-            let (index, channel) = self.current();
+            let (index, channel) = self.balanced();
             let outcome = tokio::time::timeout(self.options.request_timeout, call(channel)).await;
             let status = match outcome {
                 Ok(Ok(value)) => return Ok(value),

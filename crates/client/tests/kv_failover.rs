@@ -185,3 +185,41 @@ async fn writes_resume_quickly_after_the_leader_node_is_killed() {
             .is_some());
     }
 }
+
+/// The number of Range calls a node has handled, from its Prometheus `/metrics`.
+async fn ranges_served(url: &str) -> f64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host_port = url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(host_port).await.expect("connect");
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: {host_port}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut raw))
+        .await
+        .expect("scrape in time")
+        .expect("read");
+    String::from_utf8_lossy(&raw)
+        .lines()
+        .filter(|l| l.starts_with("grpc_server_handled_total{") && l.contains("grpc_method=\"Range\""))
+        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.trim().parse::<f64>().ok()))
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reads_are_spread_over_every_endpoint() {
+    let cluster = start_cluster(3);
+    leader(&cluster).await;
+    let client = client_of_all(&cluster).await;
+    client.put("/spread", "x").await.expect("put");
+    let mut before = Vec::new();
+    for i in 1..=3 {
+        before.push(ranges_served(cluster.node(i).client_url()).await);
+    }
+    for _ in 0..30 {
+        client.get("/spread").await.expect("get");
+    }
+    for i in 1..=3 {
+        let served = ranges_served(cluster.node(i).client_url()).await - before[i - 1];
+        assert!(served >= 5.0, "n{i} served {served} of 30 reads: not balanced");
+    }
+}

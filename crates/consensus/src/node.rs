@@ -489,7 +489,22 @@ impl Node {
                     .call_peer(&node, PeerRequest::Write(command.clone()), remaining)
                     .await
                 {
-                    Ok(PeerReply::Written(result)) => return Ok(result),
+                    Ok(PeerReply::Written(result, index)) => {
+                        // Answer only once this member has applied the write too, as etcd
+                        // does: a serializable read or a watch on this member right after
+                        // must see it (and a physical compaction must be in effect here).
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        if let Err(e) = self
+                            .inner
+                            .raft
+                            .wait(Some(left))
+                            .applied_index_at_least(Some(index), "forwarded write")
+                            .await
+                        {
+                            tracing::debug!(index, error = %e, "forwarded write not applied here in time");
+                        }
+                        return Ok(result);
+                    }
                     Ok(PeerReply::NotLeader(_)) => {}
                     Ok(PeerReply::Failed(why)) => return Err(ConsensusError::OutcomeUnknown(why)),
                     Ok(other) => {
@@ -669,7 +684,10 @@ impl Node {
             PeerRequest::Write(command) => {
                 match tokio::time::timeout(timeout, raft.client_write(command)).await {
                     Err(_) => PeerReply::Failed("commit timed out on the leader".into()),
-                    Ok(Ok(response)) => PeerReply::Written(response.data),
+                    Ok(Ok(response)) => {
+                        let index = response.log_id.index();
+                        PeerReply::Written(response.data, index)
+                    }
                     Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
                         PeerReply::NotLeader(leader_hint(&f))
                     }

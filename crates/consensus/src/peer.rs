@@ -84,8 +84,8 @@ pub enum MembershipRefusal {
 /// The answer to a [`PeerRequest`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum PeerReply {
-    /// The forwarded command was applied.
-    Written(CommandResult),
+    /// The forwarded command was applied on the leader, at this log index.
+    Written(CommandResult, u64),
     /// Reads must wait until this log index is applied.
     ReadIndex(u64),
     /// The joining member's identity in the cluster.

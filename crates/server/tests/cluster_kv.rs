@@ -245,3 +245,24 @@ async fn malformed_or_oversized_requests_get_etcds_errors_and_the_member_keeps_s
         assert!(cluster.node(i).is_running(), "{}", cluster.log_dump());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_write_through_a_follower_is_visible_to_a_serializable_read_there_at_once() {
+    let cluster = start_cluster(3);
+    let lead = leader_index(&cluster, Duration::from_secs(10))
+        .await
+        .expect("leader");
+    let follower = (1..=3).find(|&i| i != lead).expect("a follower");
+    let mut client = client_of(&cluster, follower).await;
+    // etcd answers a write only after the receiving member applied it; so does a
+    // follower that forwarded it to the leader (read-your-writes on that member).
+    for i in 0..50 {
+        let value = format!("v{i}");
+        client.put("/ryw", value.clone(), None).await.expect("put");
+        assert_eq!(
+            get_local(&mut client, "/ryw").await.expect("serializable get"),
+            Some(value.into_bytes()),
+            "write {i} not yet applied on the member that acknowledged it"
+        );
+    }
+}
