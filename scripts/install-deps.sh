@@ -2,11 +2,14 @@
 # Installs the Debian packages the build and the tests need, if any is missing:
 #   protobuf-compiler  protoc, for the gRPC code generation (ours and etcd-client's)
 #   etcd-client        etcdctl 3.4, the real etcd client the tests drive
+#   haproxy, nginx     the real load balancers the gateway's tests put in front of it
 set -euo pipefail
 
 need=()
 command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
 command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 sudo=""
