@@ -38,9 +38,8 @@ impl Encoding {
     pub fn decode(self, what: &str, text: &str) -> Result<Vec<u8>, ApiError> {
         match self {
             Encoding::Utf8 => Ok(text.as_bytes().to_vec()),
-            Encoding::Base64 => {
-                decode_base64(text).ok_or_else(|| ApiError::invalid(format!("{what} is not valid base64: {text:?}")))
-            }
+            Encoding::Base64 => decode_base64(text)
+                .ok_or_else(|| ApiError::invalid(format!("{what} is not valid base64: {text:?}"))),
         }
     }
 

@@ -192,7 +192,10 @@ pub fn router(state: AppState) -> axum::Router {
     let limit = state.config.max_body_bytes;
     routes::build()
         .router
-        .layer(axum::middleware::from_fn_with_state(state.clone(), request_timeout))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            request_timeout,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn(metrics::track))
         .with_state(state)

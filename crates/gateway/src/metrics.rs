@@ -16,7 +16,9 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 /// The gateway's metric families.
 pub struct Metrics {
@@ -30,7 +32,10 @@ pub struct Metrics {
 fn build() -> Result<Metrics, prometheus::Error> {
     let registry = Registry::new();
     let requests = IntCounterVec::new(
-        Opts::new("conclave_gateway_http_requests_total", "HTTP requests answered, by route, method and status."),
+        Opts::new(
+            "conclave_gateway_http_requests_total",
+            "HTTP requests answered, by route, method and status.",
+        ),
         &["route", "method", "status"],
     )?;
     let duration = HistogramVec::new(
@@ -51,7 +56,10 @@ fn build() -> Result<Metrics, prometheus::Error> {
         &["kind"],
     )?;
     let streams = IntGaugeVec::new(
-        Opts::new("conclave_gateway_open_streams", "Open streams (SSE watches and observes, etcd watches)."),
+        Opts::new(
+            "conclave_gateway_open_streams",
+            "Open streams (SSE watches and observes, etcd watches).",
+        ),
         &["kind"],
     )?;
     registry.register(Box::new(requests.clone()))?;

@@ -3,7 +3,7 @@
 
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, post, put, MethodRouter};
+use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 
 use crate::error::ApiError;
@@ -58,14 +58,38 @@ pub fn build() -> Routes {
         .add("/v1/txn", &["POST"], post(v1::txn::txn))
         .add("/v1/compact", &["POST"], post(v1::kv::compact))
         .add("/v1/watch", &["GET"], get(v1::watch::watch))
-        .add("/v1/leases", &["GET", "POST"], get(v1::lease::list).post(v1::lease::grant))
-        .add("/v1/leases/{id}", &["GET", "DELETE"], get(v1::lease::get).delete(v1::lease::revoke))
+        .add(
+            "/v1/leases",
+            &["GET", "POST"],
+            get(v1::lease::list).post(v1::lease::grant),
+        )
+        .add(
+            "/v1/leases/{id}",
+            &["GET", "DELETE"],
+            get(v1::lease::get).delete(v1::lease::revoke),
+        )
         .add("/v1/leases/{id}/keepalive", &["POST"], post(v1::lease::keepalive))
-        .add("/v1/elections/{name}/campaign", &["POST"], post(v1::election::campaign))
+        .add(
+            "/v1/elections/{name}/campaign",
+            &["POST"],
+            post(v1::election::campaign),
+        )
         .add("/v1/elections/{name}/leader", &["GET"], get(v1::election::leader))
-        .add("/v1/elections/{name}/observe", &["GET"], get(v1::election::observe))
-        .add("/v1/elections/{name}/resign", &["POST"], post(v1::election::resign))
-        .add("/v1/locks/{name}", &["POST", "DELETE"], post(v1::election::lock).delete(v1::election::unlock))
+        .add(
+            "/v1/elections/{name}/observe",
+            &["GET"],
+            get(v1::election::observe),
+        )
+        .add(
+            "/v1/elections/{name}/resign",
+            &["POST"],
+            post(v1::election::resign),
+        )
+        .add(
+            "/v1/locks/{name}",
+            &["POST", "DELETE"],
+            post(v1::election::lock).delete(v1::election::unlock),
+        )
         .add("/v1/cluster", &["GET"], get(v1::cluster::cluster))
         // etcd's JSON gateway
         .add("/v3/kv/range", &["POST"], post(etcd::kv_range))
@@ -79,8 +103,16 @@ pub fn build() -> Routes {
         .add("/v3/lease/keepalive", &["POST"], post(etcd::lease_keepalive))
         .add("/v3/lease/timetolive", &["POST"], post(etcd::lease_timetolive))
         .add("/v3/lease/leases", &["POST"], post(etcd::lease_leases))
-        .add("/v3/maintenance/status", &["POST"], post(etcd::maintenance_status))
-        .add("/v3/cluster/member/list", &["POST"], post(etcd::cluster_member_list))
+        .add(
+            "/v3/maintenance/status",
+            &["POST"],
+            post(etcd::maintenance_status),
+        )
+        .add(
+            "/v3/cluster/member/list",
+            &["POST"],
+            post(etcd::cluster_member_list),
+        )
         .add("/v3/election/campaign", &["POST"], post(etcd::election_campaign))
         .add("/v3/election/proclaim", &["POST"], post(etcd::election_proclaim))
         .add("/v3/election/leader", &["POST"], post(etcd::election_leader))
@@ -112,5 +144,3 @@ pub fn table() -> Vec<(&'static str, &'static str)> {
     build().table
 }
 
-#[allow(unused_imports)]
-use {delete as _, put as _};

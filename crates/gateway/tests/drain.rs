@@ -15,22 +15,43 @@ async fn sigterm_drains_streams_and_requests_then_exits_zero() {
     let cluster = cluster(1).await;
     let gw = Gateway::start(
         &cluster.client_endpoints(),
-        &["--drain-delay", "1500", "--drain-timeout", "6000", "--ready-cache", "0"],
+        &[
+            "--drain-delay",
+            "1500",
+            "--drain-timeout",
+            "6000",
+            "--ready-cache",
+            "0",
+        ],
     )
     .await;
     let http = http();
-    assert_eq!(http.get(gw.url("/readyz")).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        http.get(gw.url("/readyz")).send().await.unwrap().status(),
+        StatusCode::OK
+    );
 
     // An open SSE stream.
     let mut stream = SseReader::new(http.get(gw.url("/v1/watch?prefix=/d/")).send().await.unwrap());
-    assert_eq!(stream.next_within(Duration::from_secs(5)).await.unwrap().event, "created");
+    assert_eq!(
+        stream.next_within(Duration::from_secs(5)).await.unwrap().event,
+        "created"
+    );
 
     // An in-flight long request: B campaigns while A leads.
     let grant = |ttl: i64| {
         let http = http.clone();
         let url = gw.url("/v1/leases");
         async move {
-            let lease: Value = http.post(url).json(&json!({ "ttl": ttl })).send().await.unwrap().json().await.unwrap();
+            let lease: Value = http
+                .post(url)
+                .json(&json!({ "ttl": ttl }))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
             lease["id"].as_str().unwrap().to_string()
         }
     };
@@ -80,7 +101,10 @@ async fn sigterm_drains_streams_and_requests_then_exits_zero() {
     .unwrap_or_else(|e| panic!("{e}\n{}", gw.log_text()));
     assert!(terminated_at.elapsed() < Duration::from_millis(1500));
     // /livez still answers: the process is alive.
-    assert_eq!(http.get(gw.url("/livez")).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        http.get(gw.url("/livez")).send().await.unwrap().status(),
+        StatusCode::OK
+    );
     // New streams are refused while draining.
     let refused = http.get(gw.url("/v1/watch?prefix=/d/")).send().await.unwrap();
     assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -107,13 +131,20 @@ async fn sigterm_drains_streams_and_requests_then_exits_zero() {
     }
     let last = last.expect("a final event");
     assert_eq!(last.event, "shutdown", "{last:?}");
-    assert!(terminated_at.elapsed() >= Duration::from_millis(1400), "not before the drain delay");
+    assert!(
+        terminated_at.elapsed() >= Duration::from_millis(1400),
+        "not before the drain delay"
+    );
 
     // The process exits 0 within the drain timeout.
     let status = tokio::task::block_in_place(|| gw.wait_exit(Duration::from_secs(8)))
         .unwrap_or_else(|| panic!("still running\n{}", gw.log_text()));
     assert_eq!(status.code(), Some(0), "{}", gw.log_text());
-    assert!(terminated_at.elapsed() < Duration::from_secs(6), "{:?}", terminated_at.elapsed());
+    assert!(
+        terminated_at.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        terminated_at.elapsed()
+    );
     // And the listener is closed.
     assert!(http.get(gw.url("/livez")).send().await.is_err());
 }

@@ -31,7 +31,9 @@ impl Lines {
                 let line: Vec<u8> = self.buffer.drain(..=end).collect();
                 return serde_json::from_slice(&line).ok();
             }
-            let chunk = tokio::time::timeout(Duration::from_secs(10), self.body.next()).await.ok()??;
+            let chunk = tokio::time::timeout(Duration::from_secs(10), self.body.next())
+                .await
+                .ok()??;
             self.buffer.extend_from_slice(&chunk.ok()?);
         }
     }
@@ -46,9 +48,16 @@ async fn v3_paths_speak_etcds_json_mapping() {
     // Put a base64 key; the header's revision is a string.
     let (status, put) = post(&http, &gw, "/v3/kv/put", json!({"key": "Zm9v", "value": "YmFy"})).await;
     assert_eq!(status, StatusCode::OK, "{put}");
-    let revision: i64 = put["header"]["revision"].as_str().expect("revision as a string").parse().unwrap();
+    let revision: i64 = put["header"]["revision"]
+        .as_str()
+        .expect("revision as a string")
+        .parse()
+        .unwrap();
     assert!(put["header"]["cluster_id"].is_string() && put["header"]["member_id"].is_string());
-    assert!(put.get("prev_kv").is_none(), "absent messages are left out: {put}");
+    assert!(
+        put.get("prev_kv").is_none(),
+        "absent messages are left out: {put}"
+    );
 
     // Range returns base64 bytes, int64 as strings, and leaves defaults out.
     let (status, range) = post(&http, &gw, "/v3/kv/range", json!({"key": "Zm9v"})).await;
@@ -86,7 +95,10 @@ async fn v3_paths_speak_etcds_json_mapping() {
     assert_eq!(answer["responses"][0]["response_put"]["prev_kv"]["value"], "YmFy");
     let (_, answer) = post(&http, &gw, "/v3/kv/txn", txn).await;
     assert!(answer.get("succeeded").is_none(), "false is left out: {answer}");
-    assert_eq!(answer["responses"][0]["response_range"]["kvs"][0]["value"], "YmF6");
+    assert_eq!(
+        answer["responses"][0]["response_range"]["kvs"][0]["value"],
+        "YmF6"
+    );
 
     // A watch streams {"result": WatchResponse} lines: created, then events; PUT (the
     // enum's zero) is left out, DELETE is named.
@@ -123,8 +135,20 @@ async fn v3_paths_speak_etcds_json_mapping() {
     assert_eq!(status, StatusCode::OK, "{lease}");
     assert_eq!(lease["TTL"], "30");
     let id = lease["ID"].as_str().expect("ID as a string").to_string();
-    post(&http, &gw, "/v3/kv/put", json!({"key": "bGVhc2Vk", "value": "eA==", "lease": id})).await;
-    let (_, ttl) = post(&http, &gw, "/v3/lease/timetolive", json!({"ID": id, "keys": true})).await;
+    post(
+        &http,
+        &gw,
+        "/v3/kv/put",
+        json!({"key": "bGVhc2Vk", "value": "eA==", "lease": id}),
+    )
+    .await;
+    let (_, ttl) = post(
+        &http,
+        &gw,
+        "/v3/lease/timetolive",
+        json!({"ID": id, "keys": true}),
+    )
+    .await;
     assert_eq!(ttl["grantedTTL"], "30");
     assert_eq!(ttl["keys"], json!(["bGVhc2Vk"]));
     let (status, renewed) = post(&http, &gw, "/v3/lease/keepalive", json!({"ID": id})).await;
@@ -147,7 +171,10 @@ async fn v3_paths_speak_etcds_json_mapping() {
     assert!(status_answer["dbSize"].is_string());
     let (_, members) = post(&http, &gw, "/v3/cluster/member/list", json!({})).await;
     let member = &members["members"][0];
-    assert!(member["ID"].is_string() && member["peerURLs"].is_array() && member["clientURLs"].is_array(), "{members}");
+    assert!(
+        member["ID"].is_string() && member["peerURLs"].is_array() && member["clientURLs"].is_array(),
+        "{members}"
+    );
 
     // Election and lock.
     let (_, lease) = post(&http, &gw, "/v3/lease/grant", json!({"TTL": 30})).await;
@@ -161,30 +188,64 @@ async fn v3_paths_speak_etcds_json_mapping() {
     .await;
     assert_eq!(status, StatusCode::OK, "{campaign}");
     let leader = campaign["leader"].clone();
-    assert!(leader["rev"].is_string() && leader["key"].is_string(), "{campaign}");
+    assert!(
+        leader["rev"].is_string() && leader["key"].is_string(),
+        "{campaign}"
+    );
     let (_, current) = post(&http, &gw, "/v3/election/leader", json!({"name": "ZWxlY3Rpb24="})).await;
     assert_eq!(current["kv"]["value"], "djE=");
-    let (status, _) = post(&http, &gw, "/v3/election/proclaim", json!({"leader": leader, "value": "djI="})).await;
+    let (status, _) = post(
+        &http,
+        &gw,
+        "/v3/election/proclaim",
+        json!({"leader": leader, "value": "djI="}),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     let (_, current) = post(&http, &gw, "/v3/election/leader", json!({"name": "ZWxlY3Rpb24="})).await;
     assert_eq!(current["kv"]["value"], "djI=");
     let (status, _) = post(&http, &gw, "/v3/election/resign", json!({"leader": leader})).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, locked) = post(&http, &gw, "/v3/lock/lock", json!({"name": "bG9jaw==", "lease": id})).await;
+    let (status, locked) = post(
+        &http,
+        &gw,
+        "/v3/lock/lock",
+        json!({"name": "bG9jaw==", "lease": id}),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{locked}");
     assert!(locked["key"].is_string());
     let (status, _) = post(&http, &gw, "/v3/lock/unlock", json!({"key": locked["key"]})).await;
     assert_eq!(status, StatusCode::OK);
 
     // Errors in etcd's shape with the HTTP status mapped from the gRPC code.
-    let (_, compacted) = post(&http, &gw, "/v3/kv/compaction", json!({"revision": revision + 1, "physical": true})).await;
+    let (_, compacted) = post(
+        &http,
+        &gw,
+        "/v3/kv/compaction",
+        json!({"revision": revision + 1, "physical": true}),
+    )
+    .await;
     assert!(compacted["header"].is_object(), "{compacted}");
-    let (status, error) = post(&http, &gw, "/v3/kv/range", json!({"key": "Zm9v", "revision": revision})).await;
+    let (status, error) = post(
+        &http,
+        &gw,
+        "/v3/kv/range",
+        json!({"key": "Zm9v", "revision": revision}),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(error["code"], 11);
-    assert_eq!(error["error"], "etcdserver: mvcc: required revision has been compacted");
+    assert_eq!(
+        error["error"],
+        "etcdserver: mvcc: required revision has been compacted"
+    );
     let (status, error) = post(&http, &gw, "/v3/kv/put", json!({"key": "", "value": "eA=="})).await;
-    assert_eq!((status, error["code"].as_i64()), (StatusCode::BAD_REQUEST, Some(3)), "{error}");
+    assert_eq!(
+        (status, error["code"].as_i64()),
+        (StatusCode::BAD_REQUEST, Some(3)),
+        "{error}"
+    );
     let bad = http
         .post(gw.url("/v3/kv/range"))
         .header("content-type", "application/json")

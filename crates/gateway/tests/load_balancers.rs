@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 /// The two tests run one after the other: each runs 3 nodes, 2 gateways and a load
 /// balancer, which is plenty for a 2-core machine.
-static SERIAL: Mutex<()> = Mutex::new(());
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const WRITERS: usize = 4;
 
@@ -56,7 +56,10 @@ fn render(template: &str, listen: &str, port: u16, gw1: u16, gw2: u16) -> String
         .replace(&format!("127.0.0.1:{listen}"), &format!("127.0.0.1:{port}"))
         .replace("127.0.0.1:8080", &format!("127.0.0.1:{gw1}"))
         .replace("127.0.0.1:8081", &format!("127.0.0.1:{gw2}"));
-    assert!(rendered.contains(&format!("127.0.0.1:{gw2}")), "the template names the gateways");
+    assert!(
+        rendered.contains(&format!("127.0.0.1:{gw2}")),
+        "the template names the gateways"
+    );
     rendered
 }
 
@@ -68,7 +71,8 @@ fn start_lb(kind: Balancer, gw1: u16, gw2: u16) -> Lb {
     let err = out.try_clone().expect("log");
     let mut command = match kind {
         Balancer::Haproxy => {
-            let template = std::fs::read_to_string(repo_file("deploy/haproxy/haproxy.cfg")).expect("haproxy.cfg");
+            let template =
+                std::fs::read_to_string(repo_file("deploy/haproxy/haproxy.cfg")).expect("haproxy.cfg");
             let config = dir.path().join("haproxy.cfg");
             std::fs::write(&config, render(&template, "8000", port, gw1, gw2)).expect("write config");
             let mut command = Command::new("haproxy");
@@ -91,7 +95,10 @@ fn start_lb(kind: Balancer, gw1: u16, gw2: u16) -> Lb {
             command
         }
     };
-    command.stdin(Stdio::null()).stdout(Stdio::from(out)).stderr(Stdio::from(err));
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err));
     let child = command
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {kind:?} (install haproxy and nginx): {e}"));
@@ -148,7 +155,7 @@ async fn writer(id: usize, base: String, stop: Arc<AtomicBool>, log: Arc<Mutex<V
 }
 
 async fn acknowledged_writes_survive(kind: Balancer) {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = SERIAL.lock().await;
     let cluster = cluster(3).await;
     let endpoints = cluster.client_endpoints();
     let flags = [
@@ -202,9 +209,11 @@ async fn acknowledged_writes_survive(kind: Balancer) {
             .filter(|a| a.status.is_some_and(|s| (200..300).contains(&s)))
             .count()
     };
-    wait_until("writes flow through the balancer", Duration::from_secs(10), || async {
-        (acknowledged(&attempts) >= 50).then_some(())
-    })
+    wait_until(
+        "writes flow through the balancer",
+        Duration::from_secs(10),
+        || async { (acknowledged(&attempts) >= 50).then_some(()) },
+    )
     .await
     .unwrap_or_else(|e| panic!("{}", dump(&e.to_string())));
 
@@ -212,9 +221,11 @@ async fn acknowledged_writes_survive(kind: Balancer) {
     let drained_at = Instant::now();
     gw1.terminate();
     let before = acknowledged(&attempts);
-    wait_until("writes go on after the drain began", Duration::from_secs(10), || async {
-        (acknowledged(&attempts) >= before + 50).then_some(())
-    })
+    wait_until(
+        "writes go on after the drain began",
+        Duration::from_secs(10),
+        || async { (acknowledged(&attempts) >= before + 50).then_some(()) },
+    )
     .await
     .unwrap_or_else(|e| panic!("{}", dump(&e.to_string())));
     let exit = tokio::task::block_in_place(|| gw1.wait_exit(Duration::from_secs(10)));
@@ -242,9 +253,14 @@ async fn acknowledged_writes_survive(kind: Balancer) {
     .unwrap_or_else(|e| panic!("{}", dump(&e.to_string())));
     let elected_at = Instant::now();
     let before = acknowledged(&attempts);
-    wait_until("writes go on after the election", Duration::from_secs(15), || async {
-        (acknowledged(&attempts) >= before + 50 && elected_at.elapsed() > Duration::from_secs(3)).then_some(())
-    })
+    wait_until(
+        "writes go on after the election",
+        Duration::from_secs(15),
+        || async {
+            (acknowledged(&attempts) >= before + 50 && elected_at.elapsed() > Duration::from_secs(3))
+                .then_some(())
+        },
+    )
     .await
     .unwrap_or_else(|e| panic!("{}", dump(&e.to_string())));
     stop.store(true, Ordering::Relaxed);
@@ -318,7 +334,15 @@ async fn acknowledged_writes_survive(kind: Balancer) {
         "{}",
         dump(&format!("failures other than 503/504: {summary:?}"))
     );
-    assert!(late.is_empty(), "{}", dump(&format!("{} writes failed after the election settled: {:?}", late.len(), late.iter().take(5).collect::<Vec<_>>())));
+    assert!(
+        late.is_empty(),
+        "{}",
+        dump(&format!(
+            "{} writes failed after the election settled: {:?}",
+            late.len(),
+            late.iter().take(5).collect::<Vec<_>>()
+        ))
+    );
     drop(gw2);
 }
 

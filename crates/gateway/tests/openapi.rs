@@ -16,7 +16,8 @@ fn openapi_path(axum_path: &str) -> String {
 }
 
 fn documented() -> BTreeSet<(String, String)> {
-    let doc = serde_json::to_value(<conclave_gateway::openapi::ApiDoc as utoipa::OpenApi>::openapi()).unwrap();
+    let doc =
+        serde_json::to_value(<conclave_gateway::openapi::ApiDoc as utoipa::OpenApi>::openapi()).unwrap();
     let mut routes = BTreeSet::new();
     for (path, item) in doc["paths"].as_object().expect("paths") {
         for method in item.as_object().expect("path item").keys() {
@@ -37,8 +38,14 @@ fn the_document_lists_exactly_the_routers_routes() {
     let documented = documented();
     let undocumented: Vec<_> = served.difference(&documented).collect();
     let unserved: Vec<_> = documented.difference(&served).collect();
-    assert!(undocumented.is_empty(), "served but not in /openapi.json: {undocumented:?}");
-    assert!(unserved.is_empty(), "in /openapi.json but not served: {unserved:?}");
+    assert!(
+        undocumented.is_empty(),
+        "served but not in /openapi.json: {undocumented:?}"
+    );
+    assert!(
+        unserved.is_empty(),
+        "in /openapi.json but not served: {unserved:?}"
+    );
     assert!(served.len() > 40, "{served:?}");
 }
 

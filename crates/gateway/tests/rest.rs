@@ -101,7 +101,13 @@ async fn keys_round_trip_with_base64_conditions_and_errors() {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, kv) = body(http.get(gw.url("/v1/kv/AP8B?encoding=base64")).send().await.unwrap()).await;
+    let (status, kv) = body(
+        http.get(gw.url("/v1/kv/AP8B?encoding=base64"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(kv["key"], "AP8B");
     assert_eq!(kv["value"], "//79");
@@ -112,7 +118,10 @@ async fn keys_round_trip_with_base64_conditions_and_errors() {
         .await
         .unwrap();
     let (status, error) = body(http.get(gw.url("/v1/kv/binval")).send().await.unwrap()).await;
-    assert_eq!((status, error["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("not_utf8")));
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("not_utf8"))
+    );
 
     // Bad JSON: 400 invalid_argument.
     let (status, error) = body(
@@ -215,14 +224,26 @@ async fn keys_round_trip_with_base64_conditions_and_errors() {
 
     // Unknown routes and methods answer JSON too.
     let (status, error) = body(http.get(gw.url("/v1/nope")).send().await.unwrap()).await;
-    assert_eq!((status, error["code"].as_str()), (StatusCode::NOT_FOUND, Some("route_not_found")));
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("route_not_found"))
+    );
     let (status, _) = body(http.post(gw.url("/v1/kv/x")).send().await.unwrap()).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
 
     // Metrics count what happened.
-    let metrics = http.get(gw.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = http
+        .get(gw.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(
-        metrics.contains(r#"conclave_gateway_http_requests_total{method="PUT",route="/v1/kv/{*key}",status="412"}"#),
+        metrics.contains(
+            r#"conclave_gateway_http_requests_total{method="PUT",route="/v1/kv/{*key}",status="412"}"#
+        ),
         "{metrics}"
     );
     assert!(metrics.contains("conclave_gateway_http_request_duration_seconds_bucket"));
@@ -239,7 +260,12 @@ async fn listing_reads_every_page_at_the_first_pages_revision() {
         let http = http.clone();
         let url = gw.url(&format!("/v1/kv/%2Flist%2Fk{i:03}"));
         async move {
-            let response = http.put(url).json(&json!({"value": format!("v{i}")})).send().await.unwrap();
+            let response = http
+                .put(url)
+                .json(&json!({"value": format!("v{i}")}))
+                .send()
+                .await
+                .unwrap();
             assert!(response.status().is_success());
         }
     });
@@ -258,7 +284,11 @@ async fn listing_reads_every_page_at_the_first_pages_revision() {
         assert_eq!(status, StatusCode::OK, "{page}");
         pages += 1;
         let revision = page["revision"].as_i64().unwrap();
-        assert_eq!(*listing_revision.get_or_insert(revision), revision, "every page at one revision");
+        assert_eq!(
+            *listing_revision.get_or_insert(revision),
+            revision,
+            "every page at one revision"
+        );
         let kvs = page["kvs"].as_array().unwrap();
         assert!(kvs.len() <= 100);
         keys.extend(kvs.iter().map(|kv| kv["key"].as_str().unwrap().to_string()));
@@ -278,14 +308,38 @@ async fn listing_reads_every_page_at_the_first_pages_revision() {
     }
     assert_eq!(pages, 3);
     let expected: Vec<String> = (0..250).map(|i| format!("/list/k{i:03}")).collect();
-    assert_eq!(keys, expected, "the snapshot of the first page, in order, once each");
+    assert_eq!(
+        keys, expected,
+        "the snapshot of the first page, in order, once each"
+    );
 
-    let (status, error) = body(http.get(gw.url("/v1/kv?prefix=/list/&limit=1001")).send().await.unwrap()).await;
-    assert_eq!((status, error["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_argument")));
-    let (status, _) = body(http.get(gw.url("/v1/kv?prefix=/list/&after=garbage")).send().await.unwrap()).await;
+    let (status, error) = body(
+        http.get(gw.url("/v1/kv?prefix=/list/&limit=1001"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_argument"))
+    );
+    let (status, _) = body(
+        http.get(gw.url("/v1/kv?prefix=/list/&after=garbage"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     // A cursor of another prefix is refused.
-    let (_, page) = body(http.get(gw.url("/v1/kv?prefix=/list/&limit=1")).send().await.unwrap()).await;
+    let (_, page) = body(
+        http.get(gw.url("/v1/kv?prefix=/list/&limit=1"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     let next = page["next"].as_str().unwrap();
     let (status, _) = body(
         http.get(gw.url(&format!("/v1/kv?prefix=/other/&after={next}")))
@@ -306,7 +360,8 @@ async fn leases_elections_and_locks_carry_increasing_epochs() {
         let http = http.clone();
         let url = gw.url("/v1/leases");
         async move {
-            let (status, lease) = body(http.post(url).json(&json!({ "ttl": ttl })).send().await.unwrap()).await;
+            let (status, lease) =
+                body(http.post(url).json(&json!({ "ttl": ttl })).send().await.unwrap()).await;
             assert_eq!(status, StatusCode::CREATED, "{lease}");
             lease["id"].as_str().unwrap().to_string()
         }
@@ -328,7 +383,13 @@ async fn leases_elections_and_locks_carry_increasing_epochs() {
     .await;
     assert_eq!(status, StatusCode::OK, "{renewed}");
     assert_eq!(renewed["ttl"], 30);
-    let (status, info) = body(http.get(gw.url(&format!("/v1/leases/{lease}"))).send().await.unwrap()).await;
+    let (status, info) = body(
+        http.get(gw.url(&format!("/v1/leases/{lease}")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(info["granted_ttl"], 30);
     assert_eq!(info["keys"], json!(["leased"]));
@@ -336,7 +397,13 @@ async fn leases_elections_and_locks_carry_increasing_epochs() {
     assert_eq!(kv["lease"], lease.as_str());
     let (_, list) = body(http.get(gw.url("/v1/leases")).send().await.unwrap()).await;
     assert!(list["leases"].as_array().unwrap().contains(&json!(lease)));
-    let (status, _) = body(http.delete(gw.url(&format!("/v1/leases/{lease}"))).send().await.unwrap()).await;
+    let (status, _) = body(
+        http.delete(gw.url(&format!("/v1/leases/{lease}")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     let (status, _) = body(http.get(gw.url("/v1/kv/leased")).send().await.unwrap()).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "revoking deletes attached keys");
@@ -347,13 +414,24 @@ async fn leases_elections_and_locks_carry_increasing_epochs() {
             .unwrap(),
     )
     .await;
-    assert_eq!((status, error["code"].as_str()), (StatusCode::NOT_FOUND, Some("lease_not_found")));
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("lease_not_found"))
+    );
 
     // Elections: A leads, B times out (409 not_elected), A resigns, B leads with a higher epoch.
     let a = grant(30).await;
     let b = grant(30).await;
-    let mut observer = SseReader::new(http.get(gw.url("/v1/elections/jobs/observe")).send().await.unwrap());
-    let first = observer.next_within(Duration::from_secs(5)).await.expect("current leader");
+    let mut observer = SseReader::new(
+        http.get(gw.url("/v1/elections/jobs/observe"))
+            .send()
+            .await
+            .unwrap(),
+    );
+    let first = observer
+        .next_within(Duration::from_secs(5))
+        .await
+        .expect("current leader");
     assert_eq!(first.event, "leader");
     assert_eq!(first.json()["leader"], Value::Null);
 
@@ -376,11 +454,27 @@ async fn leases_elections_and_locks_carry_increasing_epochs() {
     let epoch_a = leader_a["epoch"].as_i64().unwrap();
     assert_eq!(leader_a["key"], format!("jobs/{:x}", a.parse::<i64>().unwrap()));
     let (status, error) = campaign(b.clone(), "b", 300).await;
-    assert_eq!((status, error["code"].as_str()), (StatusCode::CONFLICT, Some("not_elected")), "{error}");
-    let (status, current) = body(http.get(gw.url("/v1/elections/jobs/leader")).send().await.unwrap()).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (StatusCode::CONFLICT, Some("not_elected")),
+        "{error}"
+    );
+    let (status, current) = body(
+        http.get(gw.url("/v1/elections/jobs/leader"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!((current["value"].as_str(), current["epoch"].as_i64()), (Some("a"), Some(epoch_a)));
-    let seen = observer.next_within(Duration::from_secs(5)).await.expect("A elected");
+    assert_eq!(
+        (current["value"].as_str(), current["epoch"].as_i64()),
+        (Some("a"), Some(epoch_a))
+    );
+    let seen = observer
+        .next_within(Duration::from_secs(5))
+        .await
+        .expect("A elected");
     assert_eq!(seen.json()["leader"]["epoch"], epoch_a);
 
     // B waits; A resigns; B is elected while waiting.
@@ -408,7 +502,10 @@ async fn leases_elections_and_locks_carry_increasing_epochs() {
             .unwrap(),
     )
     .await;
-    assert_eq!((status, error["code"].as_str()), (StatusCode::CONFLICT, Some("not_leader")));
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (StatusCode::CONFLICT, Some("not_leader"))
+    );
     let mut observed = Vec::new();
     while let Some(event) = observer.next_within(Duration::from_secs(2)).await {
         observed.push(event.json()["leader"]["epoch"].clone());
@@ -416,7 +513,11 @@ async fn leases_elections_and_locks_carry_increasing_epochs() {
             break;
         }
     }
-    assert_eq!(observed.last(), Some(&json!(epoch_b)), "the observer saw B: {observed:?}");
+    assert_eq!(
+        observed.last(),
+        Some(&json!(epoch_b)),
+        "the observer saw B: {observed:?}"
+    );
 
     // Locks: held, contended (409 locked), released, re-acquired with a higher epoch.
     let (status, held) = body(
@@ -436,7 +537,10 @@ async fn leases_elections_and_locks_carry_increasing_epochs() {
             .unwrap(),
     )
     .await;
-    assert_eq!((status, error["code"].as_str()), (StatusCode::CONFLICT, Some("locked")));
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (StatusCode::CONFLICT, Some("locked"))
+    );
     let unlock = gw.url(&format!(
         "/v1/locks/reindex?key={}&epoch={}",
         held["key"].as_str().unwrap(),

@@ -30,7 +30,10 @@ async fn reconnecting_with_last_event_id_delivers_every_change_once_across_a_nod
     let url = gw.url("/v1/watch?prefix=/sse/");
 
     let mut stream = SseReader::new(http.get(&url).send().await.unwrap());
-    let created = stream.next_within(Duration::from_secs(10)).await.expect("created");
+    let created = stream
+        .next_within(Duration::from_secs(10))
+        .await
+        .expect("created");
     assert_eq!(created.event, "created");
     let created_revision = created.json()["revision"].as_i64().unwrap();
     let mut last_id = created.id.clone().expect("the created event carries an id");
@@ -55,7 +58,11 @@ async fn reconnecting_with_last_event_id_delivers_every_change_once_across_a_nod
             tokio::time::sleep(Duration::from_millis(15)).await;
         }
         loop {
-            if writer_client.put_with(Put::new("/sse/zz-done", "1")).await.is_ok() {
+            if writer_client
+                .put_with(Put::new("/sse/zz-done", "1"))
+                .await
+                .is_ok()
+            {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -109,7 +116,11 @@ async fn reconnecting_with_last_event_id_delivers_every_change_once_across_a_nod
                 if response.status().is_success() {
                     Ok(SseReader::new(response))
                 } else {
-                    Err(format!("{}: {}", response.status(), response.text().await.unwrap_or_default()))
+                    Err(format!(
+                        "{}: {}",
+                        response.status(),
+                        response.text().await.unwrap_or_default()
+                    ))
                 }
             }
         })
@@ -121,7 +132,10 @@ async fn reconnecting_with_last_event_id_delivers_every_change_once_across_a_nod
 
     // Ids strictly increase: nothing twice, nothing out of order.
     for pair in received.windows(2) {
-        assert!(order(&pair[0].0) < order(&pair[1].0), "out of order or repeated: {pair:?}");
+        assert!(
+            order(&pair[0].0) < order(&pair[1].0),
+            "out of order or repeated: {pair:?}"
+        );
     }
     // And nothing is missing: compare with the cluster's own history.
     let sdk = Client::connect(cluster.running_client_endpoints()).await.unwrap();
@@ -130,7 +144,10 @@ async fn reconnecting_with_last_event_id_delivers_every_change_once_across_a_nod
         .await
         .unwrap();
     let mut expected = Vec::new();
-    while let Some(event) = tokio::time::timeout(Duration::from_secs(10), history.next()).await.unwrap() {
+    while let Some(event) = tokio::time::timeout(Duration::from_secs(10), history.next())
+        .await
+        .unwrap()
+    {
         let event = event.unwrap();
         let key = String::from_utf8(event.kv.key.clone()).unwrap();
         expected.push((key.clone(), event.kv.mod_revision));
@@ -139,7 +156,10 @@ async fn reconnecting_with_last_event_id_delivers_every_change_once_across_a_nod
         }
     }
     let got: Vec<(String, i64)> = received.iter().map(|(_, k, r)| (k.clone(), *r)).collect();
-    assert_eq!(got, expected, "every change exactly once, in order ({reconnects} reconnects)");
+    assert_eq!(
+        got, expected,
+        "every change exactly once, in order ({reconnects} reconnects)"
+    );
     eprintln!(
         "{} changes over {} connections, n1 killed after 40; all delivered once in order",
         got.len(),
@@ -179,5 +199,8 @@ async fn a_watch_from_a_compacted_revision_ends_with_an_error_event() {
     let last = events.last().expect("events");
     assert_eq!(last.event, "error", "{events:?}");
     assert_eq!(last.json()["code"], json!("compacted"));
-    assert!(stream.next_within(Duration::from_secs(2)).await.is_none(), "the stream ends after the error");
+    assert!(
+        stream.next_within(Duration::from_secs(2)).await.is_none(),
+        "the stream ends after the error"
+    );
 }

@@ -77,8 +77,13 @@ impl<'a> Fields<'a> {
     pub fn i64(&self, name: &str) -> Result<i64, EtcdError> {
         match self.get(name) {
             None => Ok(0),
-            Some(Value::Number(n)) => n.as_i64().ok_or_else(|| bad(format!("{name}: {n} is not an int64"))),
-            Some(Value::String(s)) => s.trim().parse().map_err(|_| bad(format!("{name}: {s:?} is not an int64"))),
+            Some(Value::Number(n)) => n
+                .as_i64()
+                .ok_or_else(|| bad(format!("{name}: {n} is not an int64"))),
+            Some(Value::String(s)) => s
+                .trim()
+                .parse()
+                .map_err(|_| bad(format!("{name}: {s:?} is not an int64"))),
             Some(other) => Err(bad(format!("{name}: expected an integer, got {other}"))),
         }
     }
@@ -87,8 +92,13 @@ impl<'a> Fields<'a> {
     pub fn u64(&self, name: &str) -> Result<u64, EtcdError> {
         match self.get(name) {
             None => Ok(0),
-            Some(Value::Number(n)) => n.as_u64().ok_or_else(|| bad(format!("{name}: {n} is not a uint64"))),
-            Some(Value::String(s)) => s.trim().parse().map_err(|_| bad(format!("{name}: {s:?} is not a uint64"))),
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .ok_or_else(|| bad(format!("{name}: {n} is not a uint64"))),
+            Some(Value::String(s)) => s
+                .trim()
+                .parse()
+                .map_err(|_| bad(format!("{name}: {s:?} is not a uint64"))),
             Some(other) => Err(bad(format!("{name}: expected an integer, got {other}"))),
         }
     }
@@ -377,7 +387,10 @@ pub fn lease_leases_response(r: &pb::LeaseLeasesResponse) -> Value {
         .message("header", header(r.header.as_ref()))
         .messages(
             "leases",
-            r.leases.iter().map(|l| Obj::new().i64("ID", l.id).done()).collect(),
+            r.leases
+                .iter()
+                .map(|l| Obj::new().i64("ID", l.id).done())
+                .collect(),
         )
         .done()
 }
@@ -561,7 +574,10 @@ fn request_op(f: Fields<'_>) -> Result<pb::RequestOp, EtcdError> {
 }
 
 fn each<T>(items: &[Value], parse: fn(Fields<'_>) -> Result<T, EtcdError>) -> Result<Vec<T>, EtcdError> {
-    items.iter().map(|item| Fields::of(item).and_then(parse)).collect()
+    items
+        .iter()
+        .map(|item| Fields::of(item).and_then(parse))
+        .collect()
 }
 
 /// `TxnRequest`.
@@ -576,11 +592,14 @@ pub fn txn_request(f: Fields<'_>) -> Result<pb::TxnRequest, EtcdError> {
 /// Whether a txn only reads (then it may be retried like a read).
 pub fn txn_is_read_only(txn: &pb::TxnRequest) -> bool {
     use pb::request_op::Request;
-    txn.success.iter().chain(&txn.failure).all(|op| match &op.request {
-        Some(Request::RequestRange(_)) | None => true,
-        Some(Request::RequestTxn(inner)) => txn_is_read_only(inner),
-        Some(Request::RequestPut(_)) | Some(Request::RequestDeleteRange(_)) => false,
-    })
+    txn.success
+        .iter()
+        .chain(&txn.failure)
+        .all(|op| match &op.request {
+            Some(Request::RequestRange(_)) | None => true,
+            Some(Request::RequestTxn(inner)) => txn_is_read_only(inner),
+            Some(Request::RequestPut(_)) | Some(Request::RequestDeleteRange(_)) => false,
+        })
 }
 
 /// `CompactionRequest`.
@@ -669,7 +688,8 @@ mod tests {
 
     #[test]
     fn input_takes_both_names_and_both_number_forms() {
-        let body = json!({"key": "Zm9v", "rangeEnd": "Zm9w", "limit": "5", "revision": 3, "sort_order": "DESCEND"});
+        let body =
+            json!({"key": "Zm9v", "rangeEnd": "Zm9w", "limit": "5", "revision": 3, "sort_order": "DESCEND"});
         let request = range_request(Fields::of(&body).unwrap()).unwrap();
         assert_eq!(request.key, b"foo");
         assert_eq!(request.range_end, b"fop");
@@ -681,7 +701,10 @@ mod tests {
         let txn = json!({"compare": [{"target": "MOD", "key": "YQ==", "result": "EQUAL"}],
                          "success": [{"request_put": {"key": "YQ==", "value": "Yg=="}}]});
         let txn = txn_request(Fields::of(&txn).unwrap()).unwrap();
-        assert_eq!(txn.compare[0].target_union, Some(pb::compare::TargetUnion::ModRevision(0)));
+        assert_eq!(
+            txn.compare[0].target_union,
+            Some(pb::compare::TargetUnion::ModRevision(0))
+        );
         assert!(!txn_is_read_only(&txn));
     }
 }

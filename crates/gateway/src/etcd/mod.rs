@@ -107,18 +107,58 @@ pub mod doc {
     etcd_path!(kv_deleterange, "/v3/kv/deleterange", "etcd", "KV.DeleteRange");
     etcd_path!(kv_txn, "/v3/kv/txn", "etcd", "KV.Txn");
     etcd_path!(kv_compaction, "/v3/kv/compaction", "etcd", "KV.Compact");
-    etcd_path!(watch, "/v3/watch", "etcd", "Watch.Watch (newline-delimited `{\"result\": WatchResponse}`)");
+    etcd_path!(
+        watch,
+        "/v3/watch",
+        "etcd",
+        "Watch.Watch (newline-delimited `{\"result\": WatchResponse}`)"
+    );
     etcd_path!(lease_grant, "/v3/lease/grant", "etcd", "Lease.LeaseGrant");
     etcd_path!(lease_revoke, "/v3/lease/revoke", "etcd", "Lease.LeaseRevoke");
-    etcd_path!(lease_keepalive, "/v3/lease/keepalive", "etcd", "Lease.LeaseKeepAlive (one renewal, one `{\"result\": ...}` line)");
-    etcd_path!(lease_timetolive, "/v3/lease/timetolive", "etcd", "Lease.LeaseTimeToLive");
+    etcd_path!(
+        lease_keepalive,
+        "/v3/lease/keepalive",
+        "etcd",
+        "Lease.LeaseKeepAlive (one renewal, one `{\"result\": ...}` line)"
+    );
+    etcd_path!(
+        lease_timetolive,
+        "/v3/lease/timetolive",
+        "etcd",
+        "Lease.LeaseTimeToLive"
+    );
     etcd_path!(lease_leases, "/v3/lease/leases", "etcd", "Lease.LeaseLeases");
-    etcd_path!(maintenance_status, "/v3/maintenance/status", "etcd", "Maintenance.Status");
-    etcd_path!(cluster_member_list, "/v3/cluster/member/list", "etcd", "Cluster.MemberList");
-    etcd_path!(election_campaign, "/v3/election/campaign", "etcd", "Election.Campaign");
-    etcd_path!(election_proclaim, "/v3/election/proclaim", "etcd", "Election.Proclaim");
+    etcd_path!(
+        maintenance_status,
+        "/v3/maintenance/status",
+        "etcd",
+        "Maintenance.Status"
+    );
+    etcd_path!(
+        cluster_member_list,
+        "/v3/cluster/member/list",
+        "etcd",
+        "Cluster.MemberList"
+    );
+    etcd_path!(
+        election_campaign,
+        "/v3/election/campaign",
+        "etcd",
+        "Election.Campaign"
+    );
+    etcd_path!(
+        election_proclaim,
+        "/v3/election/proclaim",
+        "etcd",
+        "Election.Proclaim"
+    );
     etcd_path!(election_leader, "/v3/election/leader", "etcd", "Election.Leader");
-    etcd_path!(election_observe, "/v3/election/observe", "etcd", "Election.Observe (newline-delimited `{\"result\": LeaderResponse}`)");
+    etcd_path!(
+        election_observe,
+        "/v3/election/observe",
+        "etcd",
+        "Election.Observe (newline-delimited `{\"result\": LeaderResponse}`)"
+    );
     etcd_path!(election_resign, "/v3/election/resign", "etcd", "Election.Resign");
     etcd_path!(lock_lock, "/v3/lock/lock", "etcd", "Lock.Lock");
     etcd_path!(lock_unlock, "/v3/lock/unlock", "etcd", "Lock.Unlock");
@@ -176,9 +216,8 @@ pub async fn kv_txn(State(state): State<AppState>, EtcdJson(body): EtcdJson<Valu
 /// `POST /v3/kv/compaction`.
 pub async fn kv_compaction(State(state): State<AppState>, EtcdJson(body): EtcdJson<Value>) -> Answer {
     let request = json::compaction_request(Fields::of(&body)?)?;
-    let response = unary(&state, Idempotency::NonIdempotent, |channel| {
-        let request = request.clone();
-        async move { KvClient::new(channel).compact(request).await }
+    let response = unary(&state, Idempotency::NonIdempotent, |channel| async move {
+        KvClient::new(channel).compact(request).await
     })
     .await?;
     Ok(Json(json::header_only(response.header.as_ref())))
@@ -224,7 +263,10 @@ where
                 next = messages.next() => next,
             };
             match next {
-                Some(Ok(message)) => Some((Ok(line(&json!({"result": render(&message)}))), (messages, state, false, guard))),
+                Some(Ok(message)) => Some((
+                    Ok(line(&json!({"result": render(&message)}))),
+                    (messages, state, false, guard),
+                )),
                 Some(Err(status)) => Some((Ok(line(&stream_error(&status))), (messages, state, true, guard))),
                 None => None,
             }
@@ -249,7 +291,10 @@ fn refuse_if_draining(state: &AppState) -> Result<(), EtcdError> {
 }
 
 /// `POST /v3/watch`: body `{"create_request": {...}}`; streams `{"result": WatchResponse}`.
-pub async fn watch(State(state): State<AppState>, EtcdJson(body): EtcdJson<Value>) -> Result<Response, EtcdError> {
+pub async fn watch(
+    State(state): State<AppState>,
+    EtcdJson(body): EtcdJson<Value>,
+) -> Result<Response, EtcdError> {
     refuse_if_draining(&state)?;
     let create = json::watch_create_request(Fields::of(&body)?)?;
     let stream = unary(&state, Idempotency::Idempotent, |channel| {
@@ -271,9 +316,8 @@ pub async fn lease_grant(State(state): State<AppState>, EtcdJson(body): EtcdJson
         ttl: f.i64("TTL")?,
         id: f.i64("ID")?,
     };
-    let response = unary(&state, Idempotency::NonIdempotent, |channel| {
-        let request = request.clone();
-        async move { LeaseClient::new(channel).lease_grant(request).await }
+    let response = unary(&state, Idempotency::NonIdempotent, |channel| async move {
+        LeaseClient::new(channel).lease_grant(request).await
     })
     .await?;
     Ok(Json(json::lease_grant_response(&response)))
@@ -284,25 +328,32 @@ pub async fn lease_revoke(State(state): State<AppState>, EtcdJson(body): EtcdJso
     let request = pb::LeaseRevokeRequest {
         id: Fields::of(&body)?.i64("ID")?,
     };
-    let response = unary(&state, Idempotency::NonIdempotent, |channel| {
-        let request = request.clone();
-        async move { LeaseClient::new(channel).lease_revoke(request).await }
+    let response = unary(&state, Idempotency::NonIdempotent, |channel| async move {
+        LeaseClient::new(channel).lease_revoke(request).await
     })
     .await?;
     Ok(Json(json::header_only(response.header.as_ref())))
 }
 
 /// `POST /v3/lease/keepalive`: one renewal, answered as one `{"result": ...}` line.
-pub async fn lease_keepalive(State(state): State<AppState>, EtcdJson(body): EtcdJson<Value>) -> Result<Response, EtcdError> {
+pub async fn lease_keepalive(
+    State(state): State<AppState>,
+    EtcdJson(body): EtcdJson<Value>,
+) -> Result<Response, EtcdError> {
     let id = Fields::of(&body)?.i64("ID")?;
     let response = state
         .client
         .raw_call(Idempotency::Idempotent, |channel| async move {
             let requests = futures::stream::once(async move { pb::LeaseKeepAliveRequest { id } });
-            let mut responses = LeaseClient::new(channel).lease_keep_alive(requests).await?.into_inner();
+            let mut responses = LeaseClient::new(channel)
+                .lease_keep_alive(requests)
+                .await?
+                .into_inner();
             match responses.message().await? {
                 Some(response) => Ok(response),
-                None => Err(Status::unavailable("the keep-alive stream ended without an answer")),
+                None => Err(Status::unavailable(
+                    "the keep-alive stream ended without an answer",
+                )),
             }
         })
         .await
@@ -321,9 +372,8 @@ pub async fn lease_timetolive(State(state): State<AppState>, EtcdJson(body): Etc
         id: f.i64("ID")?,
         keys: f.bool("keys")?,
     };
-    let response = unary(&state, Idempotency::Idempotent, |channel| {
-        let request = request.clone();
-        async move { LeaseClient::new(channel).lease_time_to_live(request).await }
+    let response = unary(&state, Idempotency::Idempotent, |channel| async move {
+        LeaseClient::new(channel).lease_time_to_live(request).await
     })
     .await?;
     Ok(Json(json::lease_time_to_live_response(&response)))
@@ -369,7 +419,10 @@ pub async fn election_campaign(State(state): State<AppState>, EtcdJson(body): Et
         value: f.bytes("value")?,
     };
     let channel = state.client.raw_channel();
-    let response = long_call(&state, async move { ElectionClient::new(channel).campaign(request).await }).await?;
+    let response = long_call(&state, async move {
+        ElectionClient::new(channel).campaign(request).await
+    })
+    .await?;
     Ok(Json(json::campaign_response(&response)))
 }
 
@@ -442,7 +495,11 @@ pub async fn lock_lock(State(state): State<AppState>, EtcdJson(body): EtcdJson<V
         lease: f.i64("lease")?,
     };
     let channel = state.client.raw_channel();
-    let response = long_call(&state, async move { LockClient::new(channel).lock(request).await }).await?;
+    let response = long_call(
+        &state,
+        async move { LockClient::new(channel).lock(request).await },
+    )
+    .await?;
     Ok(Json(json::lock_response(&response)))
 }
 

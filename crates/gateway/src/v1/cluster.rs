@@ -89,7 +89,11 @@ async fn member_status(state: &AppState, endpoint: String) -> (MemberStatus, Opt
     );
     let (healthy, took_ms, mut error) = match health {
         Ok(h) => (h.healthy, h.took.as_millis() as u64, h.error),
-        Err(_) => (false, MEMBER_BUDGET.as_millis() as u64, Some(format!("no answer within {MEMBER_BUDGET:?}"))),
+        Err(_) => (
+            false,
+            MEMBER_BUDGET.as_millis() as u64,
+            Some(format!("no answer within {MEMBER_BUDGET:?}")),
+        ),
     };
     let status = match status {
         Ok(Ok(status)) => Some(status),

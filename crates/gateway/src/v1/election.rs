@@ -95,7 +95,9 @@ fn poll_timeout(state: &AppState, timeout_ms: Option<u64>) -> Duration {
 }
 
 fn required_lease(lease: Option<&str>) -> Result<i64, ApiError> {
-    let lease = parse_lease(lease.ok_or_else(|| ApiError::invalid("lease is required (grant one with POST /v1/leases)"))?)?;
+    let lease = parse_lease(
+        lease.ok_or_else(|| ApiError::invalid("lease is required (grant one with POST /v1/leases)"))?,
+    )?;
     if lease == 0 {
         return Err(ApiError::invalid("lease 0 is not a lease"));
     }
@@ -106,7 +108,9 @@ fn check_key(name: &str, key: &str) -> Result<(), ApiError> {
     if key.strip_prefix(name).is_some_and(|rest| rest.starts_with('/')) {
         Ok(())
     } else {
-        Err(ApiError::invalid(format!("key {key:?} does not belong to {name:?}")))
+        Err(ApiError::invalid(format!(
+            "key {key:?} does not belong to {name:?}"
+        )))
     }
 }
 
@@ -166,7 +170,9 @@ pub async fn campaign(
     let lease = required_lease(body.lease.as_deref())?;
     let value = encoding.decode("value", &body.value)?;
     let timeout = poll_timeout(&state, body.timeout_ms);
-    hold(&state, &name, lease, &value, timeout, "not_elected").await.map(Json)
+    hold(&state, &name, lease, &value, timeout, "not_elected")
+        .await
+        .map(Json)
 }
 
 fn leader_dto(leader: &LeaderInfo, encoding: Encoding) -> Result<LeaderDto, ApiError> {

@@ -137,10 +137,9 @@ fn condition(headers: &HeaderMap) -> Result<Condition, ApiError> {
             "If-None-Match supports only *, not {other:?}"
         ))),
         (Some(star), None) if star == "*" => Ok(Condition::Present),
-        (Some(revision), None) => revision
-            .parse::<i64>()
-            .map(Condition::ModRevision)
-            .map_err(|_| ApiError::invalid(format!("If-Match must be * or a mod revision, not {revision:?}"))),
+        (Some(revision), None) => revision.parse::<i64>().map(Condition::ModRevision).map_err(|_| {
+            ApiError::invalid(format!("If-Match must be * or a mod revision, not {revision:?}"))
+        }),
         (None, None) => Ok(Condition::None),
     }
 }
@@ -159,11 +158,16 @@ impl Condition {
     fn failed(&self, key: &str, current: Option<i64>) -> ApiError {
         let (code, message) = match self {
             Condition::Absent => ("key_exists", format!("key {key:?} exists (If-None-Match: *)")),
-            Condition::Present => ("key_not_found", format!("key {key:?} does not exist (If-Match: *)")),
+            Condition::Present => (
+                "key_not_found",
+                format!("key {key:?} does not exist (If-Match: *)"),
+            ),
             _ => (
                 "revision_mismatch",
                 match current {
-                    Some(current) => format!("key {key:?} has mod revision {current}, not the one in If-Match"),
+                    Some(current) => {
+                        format!("key {key:?} has mod revision {current}, not the one in If-Match")
+                    }
                     None => format!("key {key:?} does not exist (If-Match names a mod revision)"),
                 },
             ),
@@ -289,7 +293,9 @@ pub async fn delete(
     }
     let condition = condition(&headers)?;
     if condition != Condition::None && prefix {
-        return Err(ApiError::invalid("If-Match applies to one key, not with prefix=true"));
+        return Err(ApiError::invalid(
+            "If-Match applies to one key, not with prefix=true",
+        ));
     }
     let Some(compare) = condition.compare(&key_bytes) else {
         let response = state.client.delete_with(delete).await?;
@@ -386,11 +392,16 @@ pub fn decode_cursor(cursor: &str) -> Option<(i64, Vec<u8>)> {
         (status = 200, description = "one page", body = ListResult),
         (status = 400, description = "`invalid_argument` (bad cursor, limit above 1000)", body = ErrorBody),
         (status = 410, description = "`compacted`: the listing's revision was compacted; start again", body = ErrorBody)))]
-pub async fn list(State(state): State<AppState>, Q(query): Q<ListQuery>) -> Result<Json<ListResult>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    Q(query): Q<ListQuery>,
+) -> Result<Json<ListResult>, ApiError> {
     let encoding = query.encoding.unwrap_or_default();
     let limit = query.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::invalid(format!("limit must be between 1 and {MAX_PAGE}, not {limit}")));
+        return Err(ApiError::invalid(format!(
+            "limit must be between 1 and {MAX_PAGE}, not {limit}"
+        )));
     }
     let prefix = encoding.decode("prefix", query.prefix.as_deref().unwrap_or(""))?;
     // etcd's "every key" range is ["\0", "\0").
@@ -403,8 +414,8 @@ pub async fn list(State(state): State<AppState>, Q(query): Q<ListQuery>) -> Resu
     let (revision, from) = match query.after.as_deref().filter(|a| !a.is_empty()) {
         None => (0, start.clone()),
         Some(cursor) => {
-            let (revision, key) =
-                decode_cursor(cursor).ok_or_else(|| ApiError::invalid("after is not a cursor of this API"))?;
+            let (revision, key) = decode_cursor(cursor)
+                .ok_or_else(|| ApiError::invalid("after is not a cursor of this API"))?;
             let inside = key >= start && (end == [0] || key < end);
             if !inside {
                 return Err(ApiError::invalid("the cursor belongs to another prefix"));
@@ -420,7 +431,11 @@ pub async fn list(State(state): State<AppState>, Q(query): Q<ListQuery>) -> Resu
         get = get.serializable();
     }
     let response = state.client.range(get).await?;
-    let revision = if revision == 0 { response.revision } else { revision };
+    let revision = if revision == 0 {
+        response.revision
+    } else {
+        revision
+    };
     let next = match (response.more, response.kvs.last()) {
         (true, Some(last)) => {
             let mut next_key = last.key.clone();

@@ -199,7 +199,11 @@ fn compare(dto: &CompareDto, encoding: Encoding) -> Result<Compare, ApiError> {
     let value: conclave_client::txn::CompareValue = match dto.target {
         CompareTarget::Value => match &dto.value {
             Value::String(s) => encoding.decode("compare value", s)?.into(),
-            other => return Err(ApiError::invalid(format!("a value compare needs a string, not {other}"))),
+            other => {
+                return Err(ApiError::invalid(format!(
+                    "a value compare needs a string, not {other}"
+                )))
+            }
         },
         CompareTarget::Lease => match &dto.value {
             Value::String(s) => super::parse_lease(s)?.into(),
@@ -224,11 +228,18 @@ fn op(dto: &OpDto, encoding: Encoding) -> Result<Op, ApiError> {
     Ok(match dto {
         OpDto::Get(get) => {
             let key = encoding.decode("key", &get.key)?;
-            let request = if get.prefix { Get::prefix(key) } else { Get::key(key) };
+            let request = if get.prefix {
+                Get::prefix(key)
+            } else {
+                Get::key(key)
+            };
             Op::Get(request.limit(get.limit))
         }
         OpDto::Put(put) => {
-            let mut request = Put::new(encoding.decode("key", &put.key)?, encoding.decode("value", &put.value)?);
+            let mut request = Put::new(
+                encoding.decode("key", &put.key)?,
+                encoding.decode("value", &put.value)?,
+            );
             let lease = lease_or_zero(put.lease.as_deref())?;
             if lease != 0 {
                 request = request.lease(LeaseId(lease));
@@ -296,8 +307,16 @@ pub async fn txn(
         .iter()
         .map(|c| compare(c, encoding))
         .collect::<Result<Vec<_>, _>>()?;
-    let success = body.success.iter().map(|o| op(o, encoding)).collect::<Result<Vec<_>, _>>()?;
-    let failure = body.failure.iter().map(|o| op(o, encoding)).collect::<Result<Vec<_>, _>>()?;
+    let success = body
+        .success
+        .iter()
+        .map(|o| op(o, encoding))
+        .collect::<Result<Vec<_>, _>>()?;
+    let failure = body
+        .failure
+        .iter()
+        .map(|o| op(o, encoding))
+        .collect::<Result<Vec<_>, _>>()?;
     let response = state
         .client
         .txn()

@@ -175,7 +175,11 @@ struct Session {
     _guard: StreamGuard,
 }
 
-fn change_event(event: &conclave_client::Event, id: String, encoding: Encoding) -> Result<SseEvent, ApiError> {
+fn change_event(
+    event: &conclave_client::Event,
+    id: String,
+    encoding: Encoding,
+) -> Result<SseEvent, ApiError> {
     let kind = match event.kind {
         EventKind::Put => "put",
         EventKind::Delete => "delete",
@@ -183,7 +187,11 @@ fn change_event(event: &conclave_client::Event, id: String, encoding: Encoding) 
     let data = WatchEvent {
         kind,
         kv: KvDto::new(&event.kv, encoding)?,
-        prev_kv: event.prev_kv.as_ref().map(|kv| KvDto::new(kv, encoding)).transpose()?,
+        prev_kv: event
+            .prev_kv
+            .as_ref()
+            .map(|kv| KvDto::new(kv, encoding))
+            .transpose()?,
     };
     SseEvent::default()
         .event(kind)
@@ -296,7 +304,11 @@ pub async fn watch(
         .event("created")
         .data(format!(r#"{{"revision":{created}}}"#));
     if last_event_id.is_none() {
-        let delivered_up_to = if resume.start > 0 { resume.start - 1 } else { created };
+        let delivered_up_to = if resume.start > 0 {
+            resume.start - 1
+        } else {
+            created
+        };
         first = first.id(delivered_up_to.to_string());
     }
     let session = Session {

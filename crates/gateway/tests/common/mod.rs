@@ -18,7 +18,8 @@ pub const GATEWAY: &str = env!("CARGO_BIN_EXE_conclave-gateway");
 
 /// Starts a cluster of `size` nodes and waits for a leader.
 pub async fn cluster(size: usize) -> Cluster {
-    let bin = conclave_testkit::node_binary().expect("the conclave binary (cargo build --release -p conclave-server)");
+    let bin = conclave_testkit::node_binary()
+        .expect("the conclave binary (cargo build --release -p conclave-server)");
     let cluster = Cluster::start(&bin, ClusterOptions::with_size(size)).expect("cluster starts");
     leader_index(&cluster, Duration::from_secs(20))
         .await
@@ -76,7 +77,11 @@ impl Gateway {
         let http = http();
         let url = gateway.url("/livez");
         wait_until("the gateway answers /livez", Duration::from_secs(10), || async {
-            http.get(&url).send().await.ok().filter(|r| r.status().is_success())
+            http.get(&url)
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status().is_success())
         })
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", gateway.log_text()));
@@ -167,7 +172,10 @@ pub struct SseReader {
 impl SseReader {
     pub fn new(response: reqwest::Response) -> SseReader {
         assert_eq!(
-            response.headers().get("content-type").and_then(|v| v.to_str().ok()),
+            response
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
             Some("text/event-stream"),
             "not an SSE response"
         );
