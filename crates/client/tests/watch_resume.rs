@@ -121,3 +121,40 @@ async fn a_watch_from_a_compacted_revision_fails_with_a_typed_error() {
         other => panic!("expected Compacted, got {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_watch_on_a_member_cut_off_from_the_quorum_moves_to_another_member() {
+    let cluster = start_cluster(3);
+    let lead = leader(&cluster).await;
+    let cut = (1..=3).find(|&i| i != lead).expect("a follower");
+    let others: Vec<usize> = (1..=3).filter(|&i| i != cut).collect();
+    let watcher = client_of(&cluster, &[cut, others[0], others[1]]).await;
+    let writer = client_of(&cluster, &others).await;
+    let mut events = watcher.watch(Watch::prefix("/iso/")).await.expect("watch");
+
+    writer.put("/iso/before", "1").await.expect("put");
+    let first = tokio::time::timeout(Duration::from_secs(10), events.next())
+        .await
+        .expect("event before the cut")
+        .expect("open")
+        .expect("event");
+    assert_eq!(first.kv.key, b"/iso/before".to_vec());
+
+    // The watcher's member still answers pings but sees no new commits.
+    cluster.isolate(cut);
+    let after = writer
+        .put("/iso/after", "2")
+        .await
+        .expect("put on the majority")
+        .revision;
+    let event = tokio::time::timeout(Duration::from_secs(20), events.next())
+        .await
+        .expect("the watch moved to a member with a leader")
+        .expect("open")
+        .expect("event");
+    assert_eq!(
+        (event.kv.key.as_slice(), event.revision()),
+        (&b"/iso/after"[..], after)
+    );
+    cluster.heal();
+}

@@ -89,6 +89,8 @@ struct Inner {
     commits: broadcast::Sender<Arc<CommitOutcome>>,
     lessor: Lessor,
     stopping: AtomicBool,
+    /// When this member last accepted an AppendEntries (heartbeats included) from a leader.
+    leader_contact: std::sync::Mutex<Option<Instant>>,
     config: NodeConfig,
 }
 
@@ -292,6 +294,7 @@ impl Node {
                 commits,
                 lessor: Lessor::default(),
                 stopping: AtomicBool::new(false),
+                leader_contact: std::sync::Mutex::new(None),
                 config,
             }),
         };
@@ -442,6 +445,38 @@ impl Node {
             is_learner,
             is_leader: metrics.state == ServerState::Leader,
         }
+    }
+
+    /// Records that a leader's AppendEntries (or heartbeat) was just accepted.
+    pub(crate) fn note_leader_contact(&self) {
+        let mut contact = self
+            .inner
+            .leader_contact
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        *contact = Some(Instant::now());
+    }
+
+    /// Whether this member is in touch with a leader *now*: as leader, a quorum acknowledged
+    /// it within `within`; as follower, it accepted the leader's heartbeat within `within`.
+    /// A member cut off from the quorum may still name a leader in [`Node::status`]; this
+    /// says whether that leader is live.
+    pub fn has_live_leader(&self, within: Duration) -> bool {
+        let metrics = self.inner.raft.metrics().borrow_watched().clone();
+        if metrics.current_leader.is_none() {
+            return false;
+        }
+        if metrics.state == ServerState::Leader {
+            return metrics
+                .last_quorum_acked
+                .is_some_and(|acked| openraft::Instant::elapsed(&*acked) <= within);
+        }
+        let contact = *self
+            .inner
+            .leader_contact
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        contact.is_some_and(|at| at.elapsed() <= within)
     }
 
     /// The current membership.

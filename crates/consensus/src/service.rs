@@ -122,7 +122,14 @@ impl RaftService for PeerService {
 
     async fn append_entries(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
         let rpc: AppendEntriesRequest<TypeConfig> = self.decode(request.get_ref())?;
-        reply(&self.node.raft().append_entries(rpc).await)
+        let answer = self.node.raft().append_entries(rpc).await;
+        if let Ok(response) = &answer {
+            // Heard from a leader this member accepts (not a stale one it refused).
+            if !matches!(response, openraft::raft::AppendEntriesResponse::HigherVote(_)) {
+                self.node.note_leader_contact();
+            }
+        }
+        reply(&answer)
     }
 
     async fn transfer_leader(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {

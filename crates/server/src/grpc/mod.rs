@@ -45,6 +45,11 @@ pub struct EtcdApi {
     watch_gauges: WatchGauges,
 }
 
+/// Whether a call carries etcd's `hasleader: true` metadata (clientv3's `WithRequireLeader`).
+fn asks_for_leader(metadata: &tonic::metadata::MetadataMap) -> bool {
+    metadata.get("hasleader").and_then(|v| v.to_str().ok()) == Some("true")
+}
+
 impl EtcdApi {
     /// The services of `node`; watch sessions keep `watch_gauges` up to date.
     pub fn new(
@@ -62,10 +67,10 @@ impl EtcdApi {
     }
 
     /// etcd clients send metadata `hasleader: true` to ask that a member without a leader
-    /// refuse the call rather than serve it.
+    /// refuse the call rather than serve it. "Without a leader" includes a member that
+    /// still names one but has not heard from it within an election timeout (cut off).
     fn require_leader_if_asked(&self, metadata: &tonic::metadata::MetadataMap) -> Result<(), Status> {
-        let asked = metadata.get("hasleader").and_then(|v| v.to_str().ok()) == Some("true");
-        if asked && self.node.status().leader.is_none() {
+        if asks_for_leader(metadata) && !self.node.has_live_leader(self.node.election_timeout()) {
             return Err(Status::unavailable("etcdserver: no leader"));
         }
         Ok(())
