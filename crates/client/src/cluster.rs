@@ -195,7 +195,7 @@ impl Client {
     /// Changes a member's peer URLs; returns the members.
     pub async fn member_update(&self, id: MemberId, peer_urls: Vec<String>) -> Result<Vec<Member>> {
         self.pool()
-            .call(Idempotency::Idempotent, |channel| {
+            .call(Idempotency::NonIdempotent, |channel| {
                 let peer_ur_ls = peer_urls.clone();
                 async move {
                     ClusterClient::new(channel)
@@ -237,8 +237,11 @@ impl Client {
     /// The status of the preferred member, failing over to the others.
     pub async fn status(&self) -> Result<EndpointStatus> {
         let mut last = None;
-        for endpoint in self.endpoints() {
-            match self.endpoint_status(&endpoint).await {
+        let endpoints = self.endpoints();
+        let (first, _) = self.pool().current();
+        let ordered = endpoints.iter().cycle().skip(first).take(endpoints.len());
+        for endpoint in ordered {
+            match self.endpoint_status(endpoint).await {
                 Ok(status) => return Ok(status),
                 Err(e) => last = Some(e),
             }
@@ -364,12 +367,13 @@ impl Client {
     /// Streams a snapshot of the preferred member's store (etcd's format: restorable with
     /// `conclave --restore-snapshot` and `etcdutl snapshot restore`).
     pub async fn snapshot(&self) -> Result<impl Stream<Item = Result<SnapshotChunk>> + Send + Unpin> {
-        let stream = self
-            .pool()
-            .call(Idempotency::Idempotent, |channel| async move {
-                MaintenanceClient::new(channel).snapshot(SnapshotRequest {}).await
-            })
-            .await?
+        // No per-attempt timeout and no retry: a member may take long to start streaming
+        // a large store, and starting over elsewhere would only repeat that work.
+        let (_, channel) = self.pool().current();
+        let stream = MaintenanceClient::new(channel)
+            .snapshot(SnapshotRequest {})
+            .await
+            .map_err(|s| Error::from_status(&s))?
             .into_inner();
         Ok(futures::StreamExt::map(stream, |chunk| {
             chunk

@@ -28,6 +28,7 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -117,19 +118,12 @@ impl Election {
                 lost = lease.lost() => return Err(lost),
             }
         }
-        let ticket = tokio::select! {
-            ticket = recipe::enqueue(&self.client, &self.prefix, lease, &value) => ticket?,
-            lost = lease.lost() => return Err(lost),
-        };
-        let waited = tokio::select! {
-            waited = recipe::wait_turn(&self.client, &self.prefix, &ticket) => waited,
-            lost = lease.lost() => Err(lost),
-        };
-        if let Err(error) = waited {
-            // Leave the queue so that no one waits behind a contender who gave up.
-            let _ = recipe::leave(&self.client, &ticket).await;
-            return Err(error);
-        }
+        let ticket = recipe::take_turn(&self.client, &self.prefix, lease, &value, true)
+            .await?
+            .ok_or_else(|| Error::LeadershipLost {
+                key: self.prefix.clone(),
+                reason: "the campaign ended without leadership".into(),
+            })?;
         Ok(Leadership {
             election: self.clone(),
             ticket,
@@ -288,14 +282,18 @@ impl Leadership {
         Ok(kv.is_some_and(|kv| kv.create_revision == self.ticket.revision))
     }
 
-    /// Changes the proclaimed value, only while still leader.
+    /// Changes the proclaimed value, only while still leader. Not retried once it may
+    /// have reached a member (a late duplicate could overwrite a newer value):
+    /// [`Error::OutcomeUnknown`] then.
     pub async fn proclaim(&self, value: impl Into<Vec<u8>>) -> Result<()> {
         let response = self
             .election
             .client
-            .idempotent_txn(crate::txn::Txn::new().when([self.guard()]).then([Op::Put(
+            .txn()
+            .when([self.guard()])
+            .then([Op::Put(
                 Put::new(self.ticket.key.clone(), value.into()).lease(self.lease.id()),
-            )]))
+            )])
             .await?;
         if response.succeeded {
             Ok(())
@@ -391,56 +389,66 @@ impl Candidate {
         epoch: watch::Sender<Option<Epoch>>,
     ) {
         let client = self.election.client.clone();
+        let bound = client.options().request_timeout;
         let mut observer: Option<LeaderStream> = None;
         let mut failures = 0u32;
         loop {
+            if failures > 0 {
+                let delay = crate::transport::backoff(client.options(), failures);
+                if self.idle(&mut commands, delay).await.is_break() {
+                    return;
+                }
+            }
             if observer.is_none() {
                 observer = self.election.observe().await.ok();
             }
-            let lease = match client.grant_lease(self.lease_ttl).await {
+            let granted = tokio::select! {
+                granted = client.grant_lease(self.lease_ttl) => granted,
+                command = commands.recv() => {
+                    if self.obey_while_not_leading(command).is_break() {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            let lease = match granted {
                 Ok(lease) => lease,
                 Err(error) => {
                     tracing::debug!(%error, "candidate could not grant a lease");
                     failures += 1;
-                    tokio::time::sleep(crate::transport::backoff(client.options(), failures)).await;
                     continue;
                 }
             };
             // Campaign, while passing on leader changes and obeying commands.
-            let leadership = {
+            let campaigned = {
                 let campaign = self.election.campaign(&lease, self.value.clone());
                 tokio::pin!(campaign);
                 loop {
                     tokio::select! {
-                        result = &mut campaign => break result,
-                        Some(change) = next_change(&mut observer) => {
-                            if let Ok(leader) = change { hooks.on_leader_change(leader.as_ref()); }
+                        result = &mut campaign => break Some(result),
+                        change = next_change(&mut observer) => pass_on(change, &mut observer, &mut hooks),
+                        command = commands.recv() => {
+                            let flow = self.obey_while_not_leading(command);
+                            if flow.is_break() {
+                                revoke_in_background(&lease);
+                                return;
+                            }
+                            // Stepped down while queued: leave the queue for the cooldown.
+                            break None;
                         }
-                        command = commands.recv() => match command {
-                            Some(Command::StepDown(cooldown, reply)) => {
-                                // Not leader: just hold off campaigning.
-                                self.election.start_cooldown(cooldown);
-                                let _ = reply.send(Ok(()));
-                                break Err(stopped());
-                            }
-                            Some(Command::Stop(reply)) => {
-                                let _ = lease.revoke().await;
-                                let _ = reply.send(());
-                                return;
-                            }
-                            None => {
-                                let _ = lease.revoke().await;
-                                return;
-                            }
-                        },
                     }
                 }
             };
-            let leadership = match leadership {
-                Ok(leadership) => leadership,
-                Err(error) => {
+            let leadership = match campaigned {
+                Some(Ok(leadership)) => leadership,
+                Some(Err(error)) => {
                     tracing::debug!(%error, "campaign ended without leadership");
-                    let _ = lease.revoke().await;
+                    revoke_in_background(&lease);
+                    failures += 1;
+                    continue;
+                }
+                None => {
+                    revoke_in_background(&lease);
                     continue;
                 }
             };
@@ -451,15 +459,14 @@ impl Candidate {
             // Lead until lost, told to step down, or stopped.
             let mut step_down_reply = None;
             let mut stop_reply = None;
+            let mut stopping = false;
             let reason = {
                 let lost = leadership.lost();
                 tokio::pin!(lost);
                 loop {
                     tokio::select! {
                         error = &mut lost => break error,
-                        Some(change) = next_change(&mut observer) => {
-                            if let Ok(leader) = change { hooks.on_leader_change(leader.as_ref()); }
-                        }
+                        change = next_change(&mut observer) => pass_on(change, &mut observer, &mut hooks),
                         command = commands.recv() => match command {
                             Some(Command::StepDown(cooldown, reply)) => {
                                 self.election.start_cooldown(cooldown);
@@ -471,29 +478,90 @@ impl Candidate {
                             }
                             Some(Command::Stop(reply)) => {
                                 stop_reply = Some(reply);
+                                stopping = true;
                                 break stopped();
                             }
-                            None => break stopped(),
+                            None => {
+                                stopping = true;
+                                break stopped();
+                            }
                         },
                     }
                 }
             };
+            // The application hears of the loss before anything else happens: before a
+            // successor can be elected by our resignation, and without waiting on a cluster
+            // that may be unreachable.
             epoch.send_replace(None);
-            let resigned = leadership.resign().await;
             hooks.on_lost(won, &reason);
+            let resigned = match tokio::time::timeout(bound, leadership.resign()).await {
+                Ok(resigned) => resigned,
+                Err(_) => Err(Error::Timeout(bound)),
+            };
             if let Some(reply) = step_down_reply {
                 let _ = reply.send(resigned);
             }
-            let _ = lease.revoke().await;
+            revoke_in_background(&lease);
             if let Some(reply) = stop_reply {
                 let _ = reply.send(());
-                return;
             }
-            if commands.is_closed() {
+            if stopping {
                 return;
             }
         }
     }
+
+    /// Waits `delay` while obeying commands; `Break` when told to stop.
+    async fn idle(&self, commands: &mut mpsc::Receiver<Command>, delay: Duration) -> ControlFlow<()> {
+        let until = Instant::now() + delay;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => return ControlFlow::Continue(()),
+                command = commands.recv() => self.obey_while_not_leading(command)?,
+            }
+        }
+    }
+
+    /// Handles a command while not leading: a step-down starts the cooldown; a stop (or a
+    /// dropped handle) ends the candidate.
+    fn obey_while_not_leading(&self, command: Option<Command>) -> ControlFlow<()> {
+        match command {
+            Some(Command::StepDown(cooldown, reply)) => {
+                self.election.start_cooldown(cooldown);
+                let _ = reply.send(Ok(()));
+                ControlFlow::Continue(())
+            }
+            Some(Command::Stop(reply)) => {
+                let _ = reply.send(());
+                ControlFlow::Break(())
+            }
+            None => ControlFlow::Break(()),
+        }
+    }
+}
+
+/// Calls the leader-change hook; drops an observer that ended so it is re-opened.
+fn pass_on(
+    change: Option<Result<Option<LeaderInfo>>>,
+    observer: &mut Option<LeaderStream>,
+    hooks: &mut impl ElectionHooks,
+) {
+    match change {
+        Some(Ok(leader)) => hooks.on_leader_change(leader.as_ref()),
+        Some(Err(error)) => {
+            tracing::debug!(%error, "leader observer ended; re-opening it");
+            *observer = None;
+        }
+        None => *observer = None,
+    }
+}
+
+/// Revokes a session lease without holding up the candidate (its keys go with it).
+fn revoke_in_background(lease: &Lease) {
+    let lease = lease.clone();
+    tokio::spawn(async move {
+        let _ = lease.revoke().await;
+    });
 }
 
 async fn next_change(observer: &mut Option<LeaderStream>) -> Option<Result<Option<LeaderInfo>>> {

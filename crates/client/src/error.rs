@@ -23,9 +23,10 @@ pub enum Error {
         reason: String,
     },
 
-    /// No member could serve the request within the retry budget. Nothing was applied
-    /// (only idempotent requests and requests that certainly never reached a member end
-    /// here). Retrying later is safe.
+    /// No member could serve the request within the retry budget. Only requests that are
+    /// safe to repeat end here (reads, and writes whose repetition has no further effect,
+    /// or that certainly never reached a member), so retrying later is safe — though an
+    /// idempotent write may have applied on an earlier attempt.
     #[error("cluster unavailable: {message} (tried {attempts} time(s); check that the members are running and have a leader)")]
     Unavailable {
         /// The last error seen.

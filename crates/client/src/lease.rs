@@ -57,7 +57,7 @@ enum LeaseState {
 struct Shared {
     id: LeaseId,
     ttl: Duration,
-    state: watch::Receiver<LeaseState>,
+    state: Arc<watch::Sender<LeaseState>>,
     keep_alive: tokio::task::AbortHandle,
 }
 
@@ -112,7 +112,7 @@ impl Lease {
     /// Resolves when the lease can no longer be assumed alive, with the reason as an
     /// [`Error::LeaseLost`]. Resolves at once if it already is.
     pub async fn lost(&self) -> Error {
-        let mut state = self.shared.state.clone();
+        let mut state = self.shared.state.subscribe();
         let id = self.shared.id.0;
         loop {
             if let LeaseState::Lost(reason) = &*state.borrow_and_update() {
@@ -130,9 +130,17 @@ impl Lease {
         }
     }
 
-    /// Revokes the lease (deleting its keys) and stops keeping it alive.
+    /// Revokes the lease (deleting its keys) and stops keeping it alive; [`Lease::lost`]
+    /// fires.
     pub async fn revoke(&self) -> Result<()> {
         self.shared.keep_alive.abort();
+        self.shared.state.send_if_modified(|state| match state {
+            LeaseState::Alive { .. } => {
+                *state = LeaseState::Lost("revoked by this client".into());
+                true
+            }
+            LeaseState::Lost(_) => false,
+        });
         match self.client.revoke_lease(self.shared.id).await {
             Ok(()) | Err(Error::LeaseNotFound) => Ok(()),
             Err(e) => Err(e),
@@ -181,20 +189,20 @@ impl Client {
         let ttl = Duration::from_secs(granted.max(1) as u64);
         let margin = margin(ttl, self.options().lease_safety_margin);
         let deadline = sent_at + ttl - margin;
-        let (state_tx, state_rx) = watch::channel(LeaseState::Alive { deadline });
+        let state = Arc::new(watch::Sender::new(LeaseState::Alive { deadline }));
         let task = tokio::spawn(keep_alive(
             self.clone(),
             LeaseId(id),
             ttl,
             margin,
             deadline,
-            state_tx,
+            state.clone(),
         ));
         Ok(Lease {
             shared: Arc::new(Shared {
                 id: LeaseId(id),
                 ttl,
-                state: state_rx,
+                state,
                 keep_alive: task.abort_handle(),
             }),
             client: self.clone(),
@@ -273,21 +281,28 @@ async fn keep_alive_round(
     channel: tonic::transport::Channel,
     id: LeaseId,
 ) -> std::result::Result<i64, tonic::Status> {
-    if stream.is_none() {
+    let request = LeaseKeepAliveRequest { id: id.0 };
+    if let Some((tx, _)) = stream.as_ref() {
+        if tx.send(request).await.is_err() {
+            *stream = None;
+            return Err(tonic::Status::unavailable("keep-alive stream closed"));
+        }
+    } else {
+        // The first request is queued before the call is made: a server may send the
+        // response headers only with its first answer (etcd's Go server does).
         let (tx, rx) = mpsc::channel(1);
+        if tx.send(request).await.is_err() {
+            return Err(tonic::Status::internal("keep-alive channel closed"));
+        }
         let responses = LeaseClient::new(channel)
             .lease_keep_alive(tokio_stream::wrappers::ReceiverStream::new(rx))
             .await?
             .into_inner();
         *stream = Some((tx, responses));
     }
-    let Some((tx, responses)) = stream.as_mut() else {
+    let Some((_, responses)) = stream.as_mut() else {
         return Err(tonic::Status::internal("keep-alive stream missing"));
     };
-    if tx.send(LeaseKeepAliveRequest { id: id.0 }).await.is_err() {
-        *stream = None;
-        return Err(tonic::Status::unavailable("keep-alive stream closed"));
-    }
     match responses.message().await {
         Ok(Some(response)) => Ok(response.ttl),
         Ok(None) => {
@@ -308,9 +323,10 @@ async fn keep_alive(
     ttl: Duration,
     margin: Duration,
     mut deadline: Instant,
-    state: watch::Sender<LeaseState>,
+    state: Arc<watch::Sender<LeaseState>>,
 ) {
-    let interval = ttl / 3;
+    // Three renewals fit in the time the lease is assumed alive.
+    let interval = (ttl - margin) / 3;
     let mut next_send = Instant::now() + interval;
     let mut stream: Option<KeepAliveStream> = None;
     let mut stream_endpoint = 0usize;
@@ -332,7 +348,10 @@ async fn keep_alive(
             stream_endpoint = index;
         }
         let sent_at = Instant::now();
-        let budget = (deadline - sent_at).min(client.options().request_timeout);
+        // Never spend the whole remaining time on one member: leave room to try another.
+        let budget = ((deadline - sent_at) / 2)
+            .max(Duration::from_millis(100))
+            .min(client.options().request_timeout);
         let answer = tokio::time::timeout(budget, keep_alive_round(&mut stream, channel, id)).await;
         match answer {
             Ok(Ok(granted)) if granted > 0 => {

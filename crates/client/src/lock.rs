@@ -63,28 +63,11 @@ impl Client {
 
     async fn acquire(&self, name: &str, lease: &Lease, owns_lease: bool, wait: bool) -> Result<LockGuard> {
         let prefix = recipe::queue_prefix(name);
-        let ticket = tokio::select! {
-            ticket = recipe::enqueue(self, &prefix, lease, b"") => ticket?,
-            lost = lease.lost() => return Err(lost),
-        };
-        let outcome = if wait {
-            tokio::select! {
-                waited = recipe::wait_turn(self, &prefix, &ticket) => waited,
-                lost = lease.lost() => Err(lost),
-            }
-        } else {
-            match recipe::ahead_of(self, &prefix, &ticket).await {
-                Ok(None) => Ok(()),
-                Ok(Some(_)) => Err(Error::Locked {
-                    name: name.to_string(),
-                }),
-                Err(e) => Err(e),
-            }
-        };
-        if let Err(error) = outcome {
-            let _ = recipe::leave(self, &ticket).await;
-            return Err(error);
-        }
+        let ticket = recipe::take_turn(self, &prefix, lease, b"", wait)
+            .await?
+            .ok_or_else(|| Error::Locked {
+                name: name.to_string(),
+            })?;
         Ok(LockGuard {
             client: self.clone(),
             name: name.to_string(),

@@ -9,7 +9,7 @@ use futures::StreamExt;
 
 use crate::error::{Error, Result};
 use crate::kv::{Delete, Get, KeyValue, Put, SortOrder, SortTarget};
-use crate::lease::Lease;
+use crate::lease::{Lease, LeaseId};
 use crate::txn::{Compare, Op, Txn};
 use crate::watch::{EventKind, Watch};
 use crate::Client;
@@ -28,10 +28,91 @@ pub(crate) fn queue_prefix(name: &str) -> String {
     format!("{name}/")
 }
 
+/// The key of `lease`'s place in the queue under `prefix`.
+fn key_of(prefix: &str, lease: LeaseId) -> String {
+    format!("{prefix}{:x}", lease.0)
+}
+
+/// Joins the queue under `prefix` and waits to be first — or, without `wait`, only checks
+/// whether it is first (`None` if not). Fails as soon as `lease` is lost. A contender that
+/// gives up for any reason — an error, a lost lease, a caller that dropped the future —
+/// leaves the queue, so nobody waits behind an entry no one owns.
+pub(crate) async fn take_turn(
+    client: &Client,
+    prefix: &str,
+    lease: &Lease,
+    value: &[u8],
+    wait: bool,
+) -> Result<Option<Ticket>> {
+    let mut withdraw = Withdraw {
+        client: client.clone(),
+        key: key_of(prefix, lease.id()),
+        lease: lease.id(),
+        revision: None,
+        armed: true,
+    };
+    let ticket = tokio::select! {
+        ticket = enqueue(client, prefix, lease, value) => ticket?,
+        lost = lease.lost() => return Err(lost),
+    };
+    withdraw.revision = Some(ticket.revision);
+    let first = if wait {
+        tokio::select! {
+            waited = wait_turn(client, prefix, &ticket) => waited.map(|()| true),
+            lost = lease.lost() => Err(lost),
+        }
+    } else {
+        ahead_of(client, prefix, &ticket)
+            .await
+            .map(|ahead| ahead.is_none())
+    };
+    if first? {
+        withdraw.armed = false;
+        Ok(Some(ticket))
+    } else {
+        Ok(None)
+    }
+}
+
+/// Removes a queue entry when dropped while armed (in the background: `Drop` cannot wait).
+/// Before the entry's create revision is known it matches the entry by its lease.
+struct Withdraw {
+    client: Client,
+    key: String,
+    lease: LeaseId,
+    revision: Option<i64>,
+    armed: bool,
+}
+
+impl Drop for Withdraw {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let client = self.client.clone();
+        let key = self.key.clone();
+        let guard = match self.revision {
+            Some(revision) => Compare::create_revision(key.clone()).eq(revision),
+            None => Compare::lease(key.clone()).eq(self.lease),
+        };
+        runtime.spawn(async move {
+            let withdrawn = client
+                .idempotent_txn(Txn::new().when([guard]).then([Op::Delete(Delete::key(key))]))
+                .await;
+            if let Err(error) = withdrawn {
+                tracing::debug!(%error, "could not leave the queue; the lease's end will");
+            }
+        });
+    }
+}
+
 /// Joins the queue under `prefix` with `value`, or finds this lease's existing place.
 /// Safe to retry: the key is unique to the lease and only created if absent.
-pub(crate) async fn enqueue(client: &Client, prefix: &str, lease: &Lease, value: &[u8]) -> Result<Ticket> {
-    let key = format!("{prefix}{:x}", lease.id().0);
+async fn enqueue(client: &Client, prefix: &str, lease: &Lease, value: &[u8]) -> Result<Ticket> {
+    let key = key_of(prefix, lease.id());
     let response = client
         .idempotent_txn(
             Txn::new()
@@ -71,11 +152,7 @@ pub(crate) async fn enqueue(client: &Client, prefix: &str, lease: &Lease, value:
 }
 
 /// The contender just ahead of `ticket` (the newest key created before it), if any.
-pub(crate) async fn ahead_of(
-    client: &Client,
-    prefix: &str,
-    ticket: &Ticket,
-) -> Result<Option<(KeyValue, i64)>> {
+async fn ahead_of(client: &Client, prefix: &str, ticket: &Ticket) -> Result<Option<(KeyValue, i64)>> {
     let response = client
         .range(
             Get::prefix(prefix)
@@ -88,7 +165,7 @@ pub(crate) async fn ahead_of(
 }
 
 /// Waits until `ticket` is first in its queue: until every key created before it is gone.
-pub(crate) async fn wait_turn(client: &Client, prefix: &str, ticket: &Ticket) -> Result<()> {
+async fn wait_turn(client: &Client, prefix: &str, ticket: &Ticket) -> Result<()> {
     while let Some((ahead, read_at)) = ahead_of(client, prefix, ticket).await? {
         wait_deleted(client, &ahead.key, read_at + 1).await?;
     }

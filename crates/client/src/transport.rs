@@ -256,10 +256,11 @@ pub(crate) fn classify(status: &Status) -> Failure {
                 Failure::MaybeApplied
             }
         }
-        Code::DeadlineExceeded | Code::Cancelled | Code::Unknown if is_transport(status) => {
-            Failure::MaybeApplied
-        }
-        Code::DeadlineExceeded => Failure::MaybeApplied,
+        // A timeout, a cancelled call, or any error caused by the transport (a stream
+        // reset arrives as `Internal` or `Unknown` with an h2 error behind it) may come
+        // after the member received the request.
+        Code::DeadlineExceeded | Code::Cancelled => Failure::MaybeApplied,
+        _ if is_transport(status) => Failure::MaybeApplied,
         // etcd's "leader changed" / "not leader" style refusals (e.g. a lessor call on a
         // member that just lost leadership) are answered before proposing.
         Code::FailedPrecondition if status.message().contains("not leader") => Failure::NeverApplied,

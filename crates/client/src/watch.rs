@@ -150,6 +150,26 @@ impl ResumePoint {
         }
     }
 
+    /// A progress notification at `revision`: every event up to it was delivered, so a
+    /// reconnect may start after it (a quiet watch then survives compactions).
+    fn progress(&mut self, revision: i64) {
+        if revision >= self.start_revision() && revision >= self.last_revision {
+            *self = ResumePoint::new(revision + 1);
+        }
+    }
+
+    /// The member refused to resume because history below `compact_revision` is gone.
+    /// When that history is only the revision already delivered, nothing was missed:
+    /// resume after it. Otherwise the gap is real.
+    fn skip_compacted(&mut self, compact_revision: i64) -> bool {
+        if self.last_revision > 0 && compact_revision == self.last_revision + 1 {
+            *self = ResumePoint::new(compact_revision);
+            true
+        } else {
+            false
+        }
+    }
+
     /// The watch was created; a watch "from now" is pinned to the revision after the
     /// creation's so a reconnect does not skip events in between.
     fn created(&mut self, header_revision: i64) {
@@ -328,6 +348,7 @@ async fn session(
     let create = WatchRequest {
         request_union: Some(watch_request::RequestUnion::CreateRequest(WatchCreateRequest {
             start_revision: resume.start_revision(),
+            progress_notify: true,
             ..template.clone()
         })),
     };
@@ -360,6 +381,9 @@ async fn session(
         let header_revision = response.header.as_ref().map_or(0, |h| h.revision);
         if response.canceled {
             if response.compact_revision > 0 {
+                if resume.skip_compacted(response.compact_revision) {
+                    return SessionEnd::Broken("resuming past a compaction of delivered history".into());
+                }
                 return SessionEnd::Final(Error::Compacted {
                     compact_revision: Some(response.compact_revision),
                 });
@@ -374,6 +398,11 @@ async fn session(
                 });
             }
             return SessionEnd::Broken(format!("watch canceled by the member: {reason}"));
+        }
+        if !response.created && response.events.is_empty() && header_revision > 0 {
+            // A progress notification (asked for with `progress_notify`).
+            resume.progress(header_revision);
+            continue;
         }
         if response.created {
             resume.created(header_revision);
@@ -436,6 +465,26 @@ mod tests {
         assert_eq!(resume.start_revision(), 42);
         resume.created(50);
         assert_eq!(resume.start_revision(), 42, "a reconnect must not move the start");
+    }
+
+    #[test]
+    fn progress_moves_the_resume_point_and_a_compaction_of_delivered_history_is_skipped() {
+        let mut resume = ResumePoint::new(0);
+        resume.created(10);
+        resume.progress(20);
+        assert_eq!(resume.start_revision(), 21);
+        resume.progress(5);
+        assert_eq!(
+            resume.start_revision(),
+            21,
+            "an older progress must not move it back"
+        );
+        assert_eq!(deliver(&mut resume, &[22, 23]), vec![22, 23]);
+        assert!(resume.skip_compacted(24));
+        assert_eq!(resume.start_revision(), 24);
+        let mut gap = ResumePoint::new(5);
+        assert_eq!(deliver(&mut gap, &[5]), vec![5]);
+        assert!(!gap.skip_compacted(9), "revisions 6..8 may have been missed");
     }
 
     #[test]
