@@ -29,9 +29,9 @@ pub struct ErrorBody {
     pub error: String,
     /// A stable snake_case code for programs: `key_not_found`, `revision_mismatch`,
     /// `key_exists`, `compacted`, `future_revision`, `invalid_argument`, `not_utf8`,
-    /// `too_large`, `lease_not_found`, `no_leader`, `not_elected`, `locked`, `not_found`,
-    /// `already_exists`, `failed_precondition`, `no_space`, `unavailable`,
-    /// `outcome_unknown`, `timeout`, `draining`, `route_not_found`,
+    /// `too_large`, `lease_not_found`, `no_leader`, `not_elected`, `locked`, `not_leader`,
+    /// `not_holder`, `not_found`, `already_exists`, `failed_precondition`, `no_space`,
+    /// `unavailable`, `outcome_unknown`, `timeout`, `draining`, `route_not_found`,
     /// `method_not_allowed`, `internal`.
     pub code: String,
 }
