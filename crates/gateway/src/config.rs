@@ -4,7 +4,7 @@
 //! `--config-file`) < `CONCLAVE_GATEWAY_*` environment < command-line flags, as the
 //! node's configuration. Durations are whole milliseconds, as the node's are.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -171,15 +171,29 @@ impl Config {
         Ok(())
     }
 
-    /// The socket address to serve on.
+    /// The socket address to serve on (`host:port`; a name resolves, IPv4 preferred).
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
-        let text = self.listen.trim().trim_start_matches("http://");
-        text.parse().map_err(|e| {
-            ConfigError::Invalid(format!(
-                "--listen {:?} is not host:port with a numeric IP ({e})",
-                self.listen
-            ))
-        })
+        let text = self
+            .listen
+            .trim()
+            .trim_start_matches("http://")
+            .trim_end_matches('/');
+        if let Ok(addr) = text.parse() {
+            return Ok(addr);
+        }
+        let invalid = |why: String| {
+            ConfigError::Invalid(format!("--listen {:?} is not host:port ({why})", self.listen))
+        };
+        let addrs: Vec<SocketAddr> = text
+            .to_socket_addrs()
+            .map_err(|e| invalid(e.to_string()))?
+            .collect();
+        addrs
+            .iter()
+            .find(|a| a.is_ipv4())
+            .or_else(|| addrs.first())
+            .copied()
+            .ok_or_else(|| invalid("it resolves to no address".into()))
     }
 
     /// The member client URLs.

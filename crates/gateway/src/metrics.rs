@@ -129,8 +129,14 @@ pub async fn track(request: Request, next: Next) -> Response {
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
     let method = request.method().as_str().to_string();
     let response = next.run(request).await;
+    let status = response.status();
+    if status.is_server_error() {
+        tracing::warn!(%route, %method, status = status.as_u16(), took = ?started.elapsed(), "request failed");
+    } else {
+        tracing::debug!(%route, %method, status = status.as_u16(), took = ?started.elapsed(), "request");
+    }
     if let Some(m) = metrics() {
-        let status = response.status().as_u16().to_string();
+        let status = status.as_u16().to_string();
         m.requests.with_label_values(&[&route, &method, &status]).inc();
         m.duration
             .with_label_values(&[&route])

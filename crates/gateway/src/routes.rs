@@ -143,4 +143,3 @@ impl Routes {
 pub fn table() -> Vec<(&'static str, &'static str)> {
     build().table
 }
-

@@ -68,7 +68,9 @@ async fn sdk_direct_baseline() {
     let clients: usize = env("BENCH_CLIENTS", "16").parse().unwrap();
     let seconds: u64 = env("BENCH_SECONDS", "10").parse().unwrap();
     let keys: u64 = env("BENCH_KEYS", "9999").parse().unwrap();
-    let client = Client::connect_with([endpoint], ClientOptions::default()).await.unwrap();
+    let client = Client::connect_with([endpoint], ClientOptions::default())
+        .await
+        .unwrap();
     let value = "x".repeat(256);
     let c = client.clone();
     measure("put", clients, seconds, move |i| {

@@ -90,6 +90,13 @@ async fn keys_round_trip_with_base64_conditions_and_errors() {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
+    // The key's slashes may also be written as they are.
+    let (status, kv) = body(http.get(gw.url("/v1/kv//app/new")).send().await.unwrap()).await;
+    assert_eq!(
+        (status, kv["value"].as_str()),
+        (StatusCode::OK, Some("fresh")),
+        "{kv}"
+    );
 
     // Binary key and value through base64 (URL-safe in the path).
     let (status, _) = body(
