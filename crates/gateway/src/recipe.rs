@@ -39,9 +39,10 @@ pub enum WaitError {
     /// The contender's key vanished (its lease expired or was revoked).
     #[error("the key {0} was deleted while waiting (lease expired or revoked?)")]
     KeyLost(String),
-    /// The gateway is draining (the contender was withdrawn).
-    #[error("the gateway is shutting down")]
-    Draining,
+    /// The wait was cancelled — the gateway is draining, or the HTTP client went away
+    /// (the contender was withdrawn).
+    #[error("cancelled")]
+    Cancelled,
     /// The cluster failed.
     #[error(transparent)]
     Client(#[from] Error),
@@ -193,7 +194,9 @@ async fn wait_turn(client: &Client, name: &str, ticket: &Ticket) -> Result<(), W
 }
 
 /// Joins the queue and waits for the turn until `deadline` or `cancel` resolves;
-/// withdraws when it ends without the turn.
+/// withdraws when it ends without the turn. Run it in its own task (as
+/// [`crate::v1::election`] does) so that the withdrawal also happens when the caller's
+/// future is dropped.
 pub async fn acquire(
     client: &Client,
     name: &str,
@@ -204,19 +207,26 @@ pub async fn acquire(
 ) -> Result<Ticket, WaitError> {
     let timeout = deadline.saturating_duration_since(Instant::now());
     let ticket = match tokio::time::timeout_at(deadline, enqueue(client, name, lease, value)).await {
-        Ok(ticket) => ticket?,
+        Ok(Ok(ticket)) => ticket,
+        Ok(Err(error)) => {
+            // Even a failed create may have applied (an idempotent retry that ran out of
+            // budget): withdraw whatever this lease has queued, best effort.
+            let _ = withdraw_lease(client, name, lease).await;
+            return Err(error.into());
+        }
         Err(_) => {
-            // The create may have applied: withdraw whatever this lease has queued.
             let _ = withdraw_lease(client, name, lease).await;
             return Err(WaitError::Timeout(timeout));
         }
     };
     let outcome = tokio::select! {
+        // A cancelled waiter must not be left leading without knowing it.
+        biased;
+        () = cancel => Err(WaitError::Cancelled),
         waited = tokio::time::timeout_at(deadline, wait_turn(client, name, &ticket)) => match waited {
             Ok(result) => result,
             Err(_) => Err(WaitError::Timeout(timeout)),
         },
-        () = cancel => Err(WaitError::Draining),
     };
     match outcome {
         Ok(()) => Ok(ticket),

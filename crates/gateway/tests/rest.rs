@@ -466,6 +466,29 @@ async fn leases_elections_and_locks_carry_increasing_epochs() {
         (StatusCode::CONFLICT, Some("not_elected")),
         "{error}"
     );
+    // A campaign whose HTTP client goes away is withdrawn too (not left queued, to lead
+    // later without knowing it).
+    let abandoned = http
+        .post(gw.url("/v1/elections/jobs/campaign"))
+        .json(&json!({"lease": b, "value": "b", "timeout_ms": 20000}))
+        .timeout(Duration::from_millis(500))
+        .send()
+        .await;
+    assert!(abandoned.is_err(), "the client gave up");
+    conclave_testkit::wait_until(
+        "the abandoned contender is withdrawn",
+        Duration::from_secs(5),
+        || {
+            let http = http.clone();
+            let url = gw.url(&format!("/v1/leases/{b}"));
+            async move {
+                let info: Value = http.get(url).send().await.ok()?.json().await.ok()?;
+                info["keys"].as_array()?.is_empty().then_some(())
+            }
+        },
+    )
+    .await
+    .unwrap();
     let (status, current) = body(
         http.get(gw.url("/v1/elections/jobs/leader"))
             .send()

@@ -127,10 +127,31 @@ async fn hold(
         return Err(ApiError::draining());
     }
     let deadline = tokio::time::Instant::now() + timeout;
-    let draining = async {
-        state.drain.closed().await;
+    // The wait runs in its own task so that it can withdraw the contender when this
+    // request goes away (the client disconnected and axum dropped the handler): `alive`
+    // is dropped with the handler, which cancels the wait. Otherwise an abandoned
+    // contender would stay queued — and later lead without knowing — for as long as its
+    // lease is kept alive.
+    let (alive, gone) = tokio::sync::oneshot::channel::<()>();
+    let task = {
+        let state = state.clone();
+        let name = name.to_string();
+        let value = value.to_vec();
+        tokio::spawn(async move {
+            let cancel = async {
+                tokio::select! {
+                    () = state.drain.closed() => {}
+                    _ = gone => {}
+                }
+            };
+            recipe::acquire(&state.client, &name, lease, &value, deadline, cancel).await
+        })
     };
-    match recipe::acquire(&state.client, name, lease, value, deadline, draining).await {
+    let outcome = task
+        .await
+        .map_err(|e| ApiError::internal(format!("the wait task failed: {e}")))?;
+    drop(alive);
+    match outcome {
         Ok(ticket) => Ok(Holder {
             name: name.to_string(),
             key: ticket.key,
@@ -147,7 +168,7 @@ async fn hold(
             "lease_not_found",
             format!("{key:?} was deleted while waiting: the lease expired or was revoked"),
         )),
-        Err(WaitError::Draining) => Err(ApiError::draining()),
+        Err(WaitError::Cancelled) => Err(ApiError::draining()),
         Err(WaitError::Client(error)) => Err(error.into()),
     }
 }
