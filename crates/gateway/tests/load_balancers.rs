@@ -10,11 +10,11 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{cluster, free_port, http, Gateway};
+use common::{cluster, free_port, http, Gateway, SseReader};
 use conclave_testkit::{leader_index, wait_until, wait_until_ok};
 use serde_json::json;
 use tokio::time::Instant;
@@ -154,6 +154,56 @@ async fn writer(id: usize, base: String, stop: Arc<AtomicBool>, log: Arc<Mutex<V
     }
 }
 
+/// Follows writer 0's keys over SSE through the load balancer, reconnecting with
+/// `Last-Event-ID` whenever the stream ends (a draining gateway sends `shutdown`).
+async fn sse_follower(
+    base: String,
+    stop: Arc<AtomicBool>,
+    seen: Arc<Mutex<Vec<(String, String)>>>,
+    connections: Arc<AtomicUsize>,
+) {
+    let http = http();
+    let mut last_id: Option<String> = None;
+    while !stop.load(Ordering::Relaxed) {
+        let mut request = http.get(format!("{base}/v1/watch?prefix=/lb/w0/"));
+        if let Some(id) = &last_id {
+            request = request.header("Last-Event-ID", id.clone());
+        }
+        let response = match request.send().await {
+            Ok(response) if response.status().is_success() => response,
+            _ => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        connections.fetch_add(1, Ordering::Relaxed);
+        let mut events = SseReader::new(response);
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            // Ended (shutdown, a gateway gone) or quiet for a while: reconnect either
+            // way, which only exercises resuming more.
+            let Some(event) = events.next_within(Duration::from_secs(1)).await else {
+                break;
+            };
+            match event.event.as_str() {
+                "put" => {
+                    last_id = event.id.clone();
+                    let key = event.json()["key"].as_str().unwrap_or_default().to_string();
+                    seen.lock().unwrap().push((event.id.unwrap_or_default(), key));
+                }
+                "created" => {
+                    if last_id.is_none() {
+                        last_id = event.id.clone();
+                    }
+                }
+                _ => break,
+            }
+        }
+    }
+}
+
 async fn acknowledged_writes_survive(kind: Balancer) {
     let _serial = SERIAL.lock().await;
     let cluster = cluster(3).await;
@@ -198,6 +248,23 @@ async fn acknowledged_writes_survive(kind: Balancer) {
 
     let stop = Arc::new(AtomicBool::new(false));
     let attempts = Arc::new(Mutex::new(Vec::new()));
+    // An SSE watch on writer 0's keys through the balancer, from before the drain.
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let connections = Arc::new(AtomicUsize::new(0));
+    let stop_follower = Arc::new(AtomicBool::new(false));
+    let follower = tokio::spawn(sse_follower(
+        base.clone(),
+        stop_follower.clone(),
+        seen.clone(),
+        connections.clone(),
+    ));
+    wait_until(
+        "the SSE follower is connected",
+        Duration::from_secs(10),
+        || async { (connections.load(Ordering::Relaxed) > 0).then_some(()) },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{}", dump(&e.to_string())));
     let writers: Vec<_> = (0..WRITERS)
         .map(|id| tokio::spawn(writer(id, base.clone(), stop.clone(), attempts.clone())))
         .collect();
@@ -342,6 +409,49 @@ async fn acknowledged_writes_survive(kind: Balancer) {
             late.len(),
             late.iter().take(5).collect::<Vec<_>>()
         ))
+    );
+
+    // The SSE follower saw every acknowledged write of writer 0, once each, in order,
+    // across the drain (a `shutdown` event, then a reconnect through the balancer).
+    let last_acknowledged = ok
+        .iter()
+        .filter(|a| a.key.starts_with("/lb/w0/"))
+        .map(|a| a.key.clone())
+        .max();
+    if let Some(last) = last_acknowledged {
+        wait_until("the SSE follower catches up", Duration::from_secs(20), || {
+            let seen = seen.clone();
+            let last = last.clone();
+            async move { seen.lock().unwrap().iter().any(|(_, k)| *k == last).then_some(()) }
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{}", dump(&e.to_string())));
+    }
+    stop_follower.store(true, Ordering::Relaxed);
+    follower.await.expect("follower");
+    let seen = seen.lock().unwrap().clone();
+    let order = |id: &str| -> (i64, i64) {
+        let (r, n) = id.split_once('.').unwrap_or(("0", "0"));
+        (r.parse().unwrap_or(0), n.parse().unwrap_or(0))
+    };
+    for pair in seen.windows(2) {
+        assert!(
+            order(&pair[0].0) < order(&pair[1].0),
+            "SSE events out of order or repeated: {pair:?}"
+        );
+    }
+    let seen_keys: std::collections::HashSet<&str> = seen.iter().map(|(_, k)| k.as_str()).collect();
+    for attempt in ok.iter().filter(|a| a.key.starts_with("/lb/w0/")) {
+        assert!(
+            seen_keys.contains(attempt.key.as_str()),
+            "SSE missed {}",
+            attempt.key
+        );
+    }
+    eprintln!(
+        "{kind:?}: the SSE follower saw {} changes over {} connection(s)",
+        seen.len(),
+        connections.load(Ordering::Relaxed)
     );
     drop(gw2);
 }
