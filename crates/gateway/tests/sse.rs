@@ -24,7 +24,8 @@ fn order(id: &str) -> (i64, i64) {
 async fn reconnecting_with_last_event_id_delivers_every_change_once_across_a_node_kill() {
     let cluster = cluster(3).await;
     let endpoints = cluster.client_endpoints();
-    // The gateway's SDK prefers the first endpoint: n1 is the member it talks to.
+    // The gateway's SDK spreads calls over all three members; its watch lives on one of
+    // them, and killing n1 midway breaks it or the requests around it.
     let gw = Gateway::start(&endpoints, &[]).await;
     let http = http();
     let url = gw.url("/v1/watch?prefix=/sse/");
