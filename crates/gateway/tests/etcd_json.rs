@@ -169,7 +169,17 @@ async fn v3_paths_speak_etcds_json_mapping() {
     assert!(status_answer["version"].is_string());
     assert!(status_answer["leader"].is_string() && status_answer["raftTerm"].is_string());
     assert!(status_answer["dbSize"].is_string());
-    let (_, members) = post(&http, &gw, "/v3/cluster/member/list", json!({})).await;
+    // A member publishes its client URLs shortly after it starts.
+    let members = conclave_testkit::wait_until(
+        "the member's client URLs are published",
+        Duration::from_secs(10),
+        || async {
+            let (_, members) = post(&http, &gw, "/v3/cluster/member/list", json!({})).await;
+            members["members"][0]["clientURLs"].is_array().then_some(members)
+        },
+    )
+    .await
+    .unwrap();
     let member = &members["members"][0];
     assert!(
         member["ID"].is_string() && member["peerURLs"].is_array() && member["clientURLs"].is_array(),

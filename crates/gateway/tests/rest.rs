@@ -591,9 +591,22 @@ async fn leases_elections_and_locks_carry_increasing_epochs() {
     let (status, _) = body(http.delete(&unlock).send().await.unwrap()).await;
     assert_eq!(status, StatusCode::CONFLICT, "an old lock key is no longer held");
 
-    // The cluster view.
-    let (status, view) = body(http.get(gw.url("/v1/cluster")).send().await.unwrap()).await;
-    assert_eq!(status, StatusCode::OK, "{view}");
+    // The cluster view (member status is asked at the client URLs a member publishes
+    // shortly after it starts).
+    let view = conclave_testkit::wait_until(
+        "the cluster view lists a member status",
+        Duration::from_secs(10),
+        || {
+            let http = http.clone();
+            let url = gw.url("/v1/cluster");
+            async move {
+                let (status, view) = body(http.get(url).send().await.ok()?).await;
+                (status == StatusCode::OK && view["members"][0]["status"][0].is_object()).then_some(view)
+            }
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(view["members"].as_array().unwrap().len(), 1);
     assert_eq!(view["members"][0]["is_leader"], true);
     assert_eq!(view["members"][0]["status"][0]["healthy"], true);
