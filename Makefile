@@ -1,7 +1,7 @@
 # Conclave developer commands. `make cluster` and `make test` are the two a newcomer needs.
 CARGO ?= cargo
 
-.PHONY: cluster test deps build lint fmt clean bench chaos
+.PHONY: cluster test deps build lint fmt clean bench gateway-bench chaos
 
 ## Start a local 3-member cluster on loopback (data in ./data).
 cluster: deps
@@ -21,6 +21,11 @@ deps:
 ## Conclave vs etcd 3.4 side by side (3 members each, loopback); writes docs/benchmarks.md.
 bench: deps
 	scripts/bench.sh
+
+## The HTTP gateway's overhead: requests/s and p99 through the gateway vs direct gRPC,
+## same cluster, same run (wrk installed from Debian if missing); writes docs/benchmarks-gateway.md.
+gateway-bench: deps
+	scripts/gateway-bench.sh
 
 ## Long fault-injection schedules (3 and 5 members, seeds 1-3, 60 s each) with a
 ## linearizability check; `make test` runs a short seeded one.
