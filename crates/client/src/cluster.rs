@@ -260,7 +260,7 @@ impl Client {
         let outcome = match self.pool().channel_for(endpoint) {
             Err(e) => Err(e.to_string()),
             Ok(channel) => {
-                let mut kv = KvClient::new(channel);
+                let mut kv = KvClient::new(channel).max_decoding_message_size(crate::MAX_RESPONSE_BYTES);
                 let read = kv.range(RangeRequest {
                     key: b"health".to_vec(),
                     ..RangeRequest::default()

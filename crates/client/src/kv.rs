@@ -369,7 +369,12 @@ impl Client {
         self.pool()
             .call(Idempotency::Idempotent, |channel| {
                 let request = request.clone();
-                async move { KvClient::new(channel).range(request).await }
+                async move {
+                    KvClient::new(channel)
+                        .max_decoding_message_size(crate::MAX_RESPONSE_BYTES)
+                        .range(request)
+                        .await
+                }
             })
             .await
             .map(|r| RangeResponse::from(r.into_inner()))
@@ -386,7 +391,12 @@ impl Client {
         self.pool()
             .call(Idempotency::NonIdempotent, |channel| {
                 let request = request.clone();
-                async move { KvClient::new(channel).put(request).await }
+                async move {
+                    KvClient::new(channel)
+                        .max_decoding_message_size(crate::MAX_RESPONSE_BYTES)
+                        .put(request)
+                        .await
+                }
             })
             .await
             .map(|r| PutResponse::from(r.into_inner()))
@@ -403,7 +413,12 @@ impl Client {
         self.pool()
             .call(Idempotency::NonIdempotent, |channel| {
                 let request = request.clone();
-                async move { KvClient::new(channel).delete_range(request).await }
+                async move {
+                    KvClient::new(channel)
+                        .max_decoding_message_size(crate::MAX_RESPONSE_BYTES)
+                        .delete_range(request)
+                        .await
+                }
             })
             .await
             .map(|r| DeleteResponse::from(r.into_inner()))
@@ -415,6 +430,7 @@ impl Client {
         self.pool()
             .call(Idempotency::NonIdempotent, |channel| async move {
                 KvClient::new(channel)
+                    .max_decoding_message_size(crate::MAX_RESPONSE_BYTES)
                     .compact(CompactionRequest { revision, physical })
                     .await
             })

@@ -57,8 +57,8 @@ pub use lock::LockGuard;
 pub use txn::{Compare, Op, OpResponse, Txn, TxnResponse};
 pub use watch::{Event, EventKind, WatchStream};
 
-pub use transport::Idempotency;
 use transport::Pool;
+pub use transport::{Idempotency, MAX_RESPONSE_BYTES};
 
 /// How the client connects, retries and keeps leases. Every field has a default that
 /// suits a cluster on a LAN; tests shorten them.

@@ -31,6 +31,11 @@ struct Target {
     channel: Channel,
 }
 
+/// The largest response the SDK accepts (tonic's default of 4 MiB is smaller than a
+/// range, a delete with `prev_kv` or a watch response may legitimately be). Raw callers
+/// should set it on their clients too (`max_decoding_message_size`).
+pub const MAX_RESPONSE_BYTES: usize = 512 << 20;
+
 /// How long an endpoint that just failed is skipped when choosing where to send a call.
 const QUARANTINE: Duration = Duration::from_secs(3);
 
@@ -256,6 +261,8 @@ pub(crate) fn classify(status: &Status) -> Failure {
                 Failure::MaybeApplied
             }
         }
+        // The answer arrived but could not be decoded: the request was served.
+        _ if status.message().contains("decoded message length too large") => Failure::MaybeApplied,
         // A timeout, a cancelled call, or any error caused by the transport (a stream
         // reset arrives as `Internal` or `Unknown` with an h2 error behind it) may come
         // after the member received the request.

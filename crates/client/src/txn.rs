@@ -384,7 +384,12 @@ async fn send(client: &Client, request: TxnRequest, idempotency: Idempotency) ->
         .pool()
         .call(idempotency, |channel| {
             let request = request.clone();
-            async move { KvClient::new(channel).txn(request).await }
+            async move {
+                KvClient::new(channel)
+                    .max_decoding_message_size(crate::MAX_RESPONSE_BYTES)
+                    .txn(request)
+                    .await
+            }
         })
         .await
         .map(|r| TxnResponse::from(r.into_inner()))

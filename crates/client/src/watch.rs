@@ -362,7 +362,14 @@ async fn session(
         .metadata_mut()
         .insert("hasleader", tonic::metadata::MetadataValue::from_static("true"));
     let timeout = client.options().request_timeout;
-    let mut stream = match tokio::time::timeout(timeout, WatchClient::new(channel).watch(request)).await {
+    let mut stream = match tokio::time::timeout(
+        timeout,
+        WatchClient::new(channel)
+            .max_decoding_message_size(crate::MAX_RESPONSE_BYTES)
+            .watch(request),
+    )
+    .await
+    {
         Err(_) => return SessionEnd::Broken(format!("no answer within {timeout:?}")),
         Ok(Err(status)) => return SessionEnd::Broken(describe(&status)),
         Ok(Ok(response)) => response.into_inner(),

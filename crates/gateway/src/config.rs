@@ -39,7 +39,8 @@ pub struct Config {
     /// Interval of SSE keep-alive comments, in milliseconds. Default 15000.
     pub sse_keep_alive: u64,
     /// Longest long poll (election campaign, lock) a client may ask for, in milliseconds.
-    /// Default 300000.
+    /// Default 50000: below the 60 s upstream timeouts of deploy/haproxy and deploy/nginx,
+    /// so a balancer never cuts a long poll the gateway may still win.
     pub max_poll_timeout: u64,
     /// Log filter (`tracing` env-filter syntax). Default `info`.
     pub log_level: String,
@@ -57,7 +58,7 @@ impl Default for Config {
             ready_budget: 1_000,
             ready_cache: 250,
             sse_keep_alive: 15_000,
-            max_poll_timeout: 300_000,
+            max_poll_timeout: 50_000,
             log_level: "info".into(),
         }
     }

@@ -242,7 +242,13 @@ impl From<Error> for EtcdError {
             }
             other => other.to_string(),
         };
-        EtcdError::new(code, message)
+        let mut etcd = EtcdError::new(code, message);
+        if matches!(error, Error::OutcomeUnknown { .. }) {
+            // gRPC says Unavailable (etcd's code), but HTTP 503 tells load balancers and
+            // clients "not applied, retry": a write that may have applied is a 504.
+            etcd.status = Some(StatusCode::GATEWAY_TIMEOUT);
+        }
+        etcd
     }
 }
 
@@ -281,6 +287,12 @@ mod tests {
             attempts: 3,
         });
         assert_eq!(error.status, StatusCode::SERVICE_UNAVAILABLE);
+        // The /v3 shape keeps etcd's gRPC code but not HTTP 503, which balancers retry.
+        let etcd = EtcdError::from(Error::OutcomeUnknown {
+            message: "broken pipe".into(),
+        });
+        assert_eq!(etcd.code, Code::Unavailable);
+        assert_eq!(etcd.into_response().status(), StatusCode::GATEWAY_TIMEOUT);
     }
 
     #[test]

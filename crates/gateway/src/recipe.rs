@@ -89,7 +89,13 @@ async fn guarded_txn(
     client
         .raw_call(conclave_client::Idempotency::Idempotent, |channel| {
             let request = request.clone();
-            async move { KvClient::new(channel).txn(request).await.map(|r| r.into_inner()) }
+            async move {
+                KvClient::new(channel)
+                    .max_decoding_message_size(conclave_client::MAX_RESPONSE_BYTES)
+                    .txn(request)
+                    .await
+                    .map(|r| r.into_inner())
+            }
         })
         .await
 }

@@ -129,6 +129,21 @@ async fn keys_round_trip_with_base64_conditions_and_errors() {
         (status, error["code"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("not_utf8"))
     );
+    // ... but the answer to a write that applied is never refused: a binary previous
+    // value comes back in base64, marked as such.
+    let (status, put) = body(
+        http.put(gw.url("/v1/kv/binval?prev_kv=true"))
+            .json(&json!({"value": "text now"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{put}");
+    assert_eq!(put["prev_kv"]["encoding"], "base64");
+    assert_eq!(put["prev_kv"]["value"], "/w==");
+    let (_, now) = body(http.get(gw.url("/v1/kv/binval")).send().await.unwrap()).await;
+    assert_eq!(now["value"], "text now");
 
     // Bad JSON: 400 invalid_argument.
     let (status, error) = body(

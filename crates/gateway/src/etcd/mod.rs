@@ -77,11 +77,22 @@ where
             Ok(Ok(response)) => Ok(response.into_inner()),
             Ok(Err(status)) => {
                 crate::metrics::upstream_error("grpc_status");
-                Err(EtcdError::new(status.code(), status.message()))
+                let mut error = EtcdError::new(status.code(), status.message());
+                let broken = std::error::Error::source(&status).is_some();
+                if broken || matches!(status.code(), Code::Unavailable | Code::Cancelled) {
+                    // The campaign or lock may have been taken before the call broke.
+                    error.status = Some(axum::http::StatusCode::GATEWAY_TIMEOUT);
+                }
+                Err(error)
             }
             Err(_) => Err(EtcdError::new(Code::DeadlineExceeded, format!("no answer within {limit:?}"))),
         },
-        () = state.drain.closed() => Err(EtcdError::new(Code::Unavailable, "the gateway is shutting down")),
+        () = state.drain.closed() => {
+            // Cut off mid-call: the campaign or lock may have been taken.
+            let mut error = EtcdError::new(Code::Unavailable, "the gateway is shutting down");
+            error.status = Some(axum::http::StatusCode::GATEWAY_TIMEOUT);
+            Err(error)
+        }
     }
 }
 
@@ -169,7 +180,12 @@ pub async fn kv_range(State(state): State<AppState>, EtcdJson(body): EtcdJson<Va
     let request = json::range_request(Fields::of(&body)?)?;
     let response = unary(&state, Idempotency::Idempotent, |channel| {
         let request = request.clone();
-        async move { KvClient::new(channel).range(request).await }
+        async move {
+            KvClient::new(channel)
+                .max_decoding_message_size(conclave_client::MAX_RESPONSE_BYTES)
+                .range(request)
+                .await
+        }
     })
     .await?;
     Ok(Json(json::range_response(&response)))
@@ -180,7 +196,12 @@ pub async fn kv_put(State(state): State<AppState>, EtcdJson(body): EtcdJson<Valu
     let request = json::put_request(Fields::of(&body)?)?;
     let response = unary(&state, Idempotency::NonIdempotent, |channel| {
         let request = request.clone();
-        async move { KvClient::new(channel).put(request).await }
+        async move {
+            KvClient::new(channel)
+                .max_decoding_message_size(conclave_client::MAX_RESPONSE_BYTES)
+                .put(request)
+                .await
+        }
     })
     .await?;
     Ok(Json(json::put_response(&response)))
@@ -191,7 +212,12 @@ pub async fn kv_deleterange(State(state): State<AppState>, EtcdJson(body): EtcdJ
     let request = json::delete_request(Fields::of(&body)?)?;
     let response = unary(&state, Idempotency::NonIdempotent, |channel| {
         let request = request.clone();
-        async move { KvClient::new(channel).delete_range(request).await }
+        async move {
+            KvClient::new(channel)
+                .max_decoding_message_size(conclave_client::MAX_RESPONSE_BYTES)
+                .delete_range(request)
+                .await
+        }
     })
     .await?;
     Ok(Json(json::delete_response(&response)))
@@ -207,7 +233,12 @@ pub async fn kv_txn(State(state): State<AppState>, EtcdJson(body): EtcdJson<Valu
     };
     let response = unary(&state, idempotency, |channel| {
         let request = request.clone();
-        async move { KvClient::new(channel).txn(request).await }
+        async move {
+            KvClient::new(channel)
+                .max_decoding_message_size(conclave_client::MAX_RESPONSE_BYTES)
+                .txn(request)
+                .await
+        }
     })
     .await?;
     Ok(Json(json::txn_response(&response)))
@@ -217,7 +248,10 @@ pub async fn kv_txn(State(state): State<AppState>, EtcdJson(body): EtcdJson<Valu
 pub async fn kv_compaction(State(state): State<AppState>, EtcdJson(body): EtcdJson<Value>) -> Answer {
     let request = json::compaction_request(Fields::of(&body)?)?;
     let response = unary(&state, Idempotency::NonIdempotent, |channel| async move {
-        KvClient::new(channel).compact(request).await
+        KvClient::new(channel)
+            .max_decoding_message_size(conclave_client::MAX_RESPONSE_BYTES)
+            .compact(request)
+            .await
     })
     .await?;
     Ok(Json(json::header_only(response.header.as_ref())))
@@ -303,7 +337,12 @@ pub async fn watch(
         };
         // The request side stays open: a closed send side would end the watch.
         let requests = futures::stream::once(async move { request }).chain(futures::stream::pending());
-        async move { WatchClient::new(channel).watch(requests).await }
+        async move {
+            WatchClient::new(channel)
+                .max_decoding_message_size(conclave_client::MAX_RESPONSE_BYTES)
+                .watch(requests)
+                .await
+        }
     })
     .await?;
     Ok(ndjson(state, stream, json::watch_response))

@@ -214,7 +214,7 @@ pub async fn put(
         let response = state.client.put_with(put).await?;
         return Ok(Json(PutResult {
             revision: response.revision,
-            prev_kv: response.prev_kv.map(|kv| KvDto::new(&kv, encoding)).transpose()?,
+            prev_kv: response.prev_kv.map(|kv| KvDto::lenient(&kv, encoding)),
         }));
     };
     let response = state
@@ -237,7 +237,7 @@ pub async fn put(
     });
     Ok(Json(PutResult {
         revision: response.revision,
-        prev_kv: prev_kv.map(|kv| KvDto::new(&kv, encoding)).transpose()?,
+        prev_kv: prev_kv.map(|kv| KvDto::lenient(&kv, encoding)),
     }))
 }
 
@@ -305,8 +305,8 @@ pub async fn delete(
             prev_kvs: response
                 .prev_kvs
                 .iter()
-                .map(|kv| KvDto::new(kv, encoding))
-                .collect::<Result<_, _>>()?,
+                .map(|kv| KvDto::lenient(kv, encoding))
+                .collect(),
         }));
     };
     let response = state
@@ -331,10 +331,7 @@ pub async fn delete(
     Ok(Json(DeleteResult {
         deleted: count,
         revision: response.revision,
-        prev_kvs: prev_kvs
-            .iter()
-            .map(|kv| KvDto::new(kv, encoding))
-            .collect::<Result<_, _>>()?,
+        prev_kvs: prev_kvs.iter().map(|kv| KvDto::lenient(kv, encoding)).collect(),
     }))
 }
 

@@ -31,6 +31,11 @@ pub struct KvDto {
     pub version: i64,
     /// The lease the key is attached to (decimal string), or null.
     pub lease: Option<String>,
+    /// Present (`"base64"`) only when this entry's key and value are base64 although the
+    /// request asked for UTF-8: an answer to a write that already applied is never
+    /// refused for bytes that are not UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
 }
 
 impl KvDto {
@@ -44,6 +49,21 @@ impl KvDto {
             mod_revision: kv.mod_revision,
             version: kv.version,
             lease: kv.lease.map(|l| l.0.to_string()),
+            encoding: None,
+        })
+    }
+
+    /// `kv` in `encoding`, or in base64 (marked) when it cannot be: for answers to writes,
+    /// which must not fail after the write applied.
+    pub fn lenient(kv: &KeyValue, encoding: Encoding) -> KvDto {
+        KvDto::new(kv, encoding).unwrap_or_else(|_| KvDto {
+            key: crate::encoding::encode_base64(&kv.key),
+            value: crate::encoding::encode_base64(&kv.value),
+            create_revision: kv.create_revision,
+            mod_revision: kv.mod_revision,
+            version: kv.version,
+            lease: kv.lease.map(|l| l.0.to_string()),
+            encoding: Some("base64".into()),
         })
     }
 }

@@ -264,23 +264,24 @@ fn op(dto: &OpDto, encoding: Encoding) -> Result<Op, ApiError> {
     })
 }
 
-fn kvs(list: &[conclave_client::KeyValue], encoding: Encoding) -> Result<Vec<KvDto>, ApiError> {
-    list.iter().map(|kv| KvDto::new(kv, encoding)).collect()
+/// Entries of a transaction's answer: lenient, since the transaction may have written.
+fn kvs(list: &[conclave_client::KeyValue], encoding: Encoding) -> Vec<KvDto> {
+    list.iter().map(|kv| KvDto::lenient(kv, encoding)).collect()
 }
 
 fn op_result(response: OpResponse, encoding: Encoding) -> Result<OpResult, ApiError> {
     Ok(match response {
         OpResponse::Get(r) => OpResult::Get {
-            kvs: kvs(&r.kvs, encoding)?,
+            kvs: kvs(&r.kvs, encoding),
             count: r.count,
             more: r.more,
         },
         OpResponse::Put(r) => OpResult::Put {
-            prev_kv: r.prev_kv.map(|kv| KvDto::new(&kv, encoding)).transpose()?,
+            prev_kv: r.prev_kv.map(|kv| KvDto::lenient(&kv, encoding)),
         },
         OpResponse::Delete(r) => OpResult::Delete {
             deleted: r.deleted,
-            prev_kvs: kvs(&r.prev_kvs, encoding)?,
+            prev_kvs: kvs(&r.prev_kvs, encoding),
         },
         OpResponse::Txn(_) => return Err(ApiError::internal("nested transactions are not part of /v1/txn")),
     })

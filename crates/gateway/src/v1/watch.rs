@@ -82,7 +82,7 @@ pub fn parse_event_id(id: &str) -> Option<Resume> {
         None => {
             let revision: i64 = id.parse().ok()?;
             (revision >= 0).then_some(Resume {
-                start: revision + 1,
+                start: revision.checked_add(1)?,
                 skip: 0,
             })
         }
@@ -91,7 +91,7 @@ pub fn parse_event_id(id: &str) -> Option<Resume> {
             let index: usize = index.parse().ok()?;
             (revision > 0).then_some(Resume {
                 start: revision,
-                skip: index + 1,
+                skip: index.checked_add(1)?,
             })
         }
     }
@@ -280,10 +280,16 @@ pub async fn watch(
         (None, Some(prefix)) => Watch::prefix(encoding.decode("prefix", prefix)?),
         _ => return Err(ApiError::invalid("give exactly one of key= or prefix=")),
     };
-    let last_event_id = headers
-        .get("last-event-id")
-        .map(|v| v.to_str().unwrap_or_default().to_string())
-        .filter(|v| !v.trim().is_empty());
+    let last_event_id = match headers.get("last-event-id") {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .map_err(|_| ApiError::invalid("Last-Event-ID is not ASCII: it is not an id of this API"))?
+                .to_string(),
+        ),
+    }
+    .filter(|v| !v.trim().is_empty());
     let resume = match &last_event_id {
         Some(id) => parse_event_id(id)
             .ok_or_else(|| ApiError::invalid(format!("Last-Event-ID {id:?} is not an id of this API")))?,
@@ -331,6 +337,12 @@ mod tests {
     fn event_ids_resume_exactly() {
         assert_eq!(parse_event_id("41"), Some(Resume { start: 42, skip: 0 }));
         assert_eq!(parse_event_id("42.1"), Some(Resume { start: 42, skip: 2 }));
+        assert_eq!(
+            parse_event_id("9223372036854775807"),
+            None,
+            "no wrap-around to 'from now'"
+        );
+        assert_eq!(parse_event_id(&format!("5.{}", usize::MAX)), None);
         assert_eq!(parse_event_id("x"), None);
         let mut numbering = Numbering::new(Resume { start: 42, skip: 2 });
         // Revision 42 is replayed in full; its first two changes were delivered.
