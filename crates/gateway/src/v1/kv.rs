@@ -424,7 +424,10 @@ pub async fn list(
     if query.keys_only.unwrap_or(false) {
         get = get.keys_only();
     }
-    if query.serializable.unwrap_or(false) {
+    // Later pages read at the first page's revision: linearizably, so a member that has
+    // not applied that revision yet waits for it instead of answering "future revision"
+    // (the answer is the same either way: the data at a fixed revision).
+    if query.serializable.unwrap_or(false) && revision == 0 {
         get = get.serializable();
     }
     let response = state.client.range(get).await?;
