@@ -46,6 +46,15 @@ pub enum WaitError {
     /// The cluster failed.
     #[error(transparent)]
     Client(#[from] Error),
+    /// The wait ended without the turn, and leaving the queue failed too: the key may
+    /// still be queued under the caller's lease (and could later lead unnoticed).
+    #[error("gave up waiting, but could not leave the queue ({reason}): {key} may still be queued under your lease")]
+    Stranded {
+        /// The contender's key.
+        key: String,
+        /// Why leaving failed.
+        reason: String,
+    },
 }
 
 /// The key of `lease` in `name`'s queue, as etcd formats it (Go's `%x` of an int64).
@@ -216,13 +225,17 @@ pub async fn acquire(
         Ok(Ok(ticket)) => ticket,
         Ok(Err(error)) => {
             // Even a failed create may have applied (an idempotent retry that ran out of
-            // budget): withdraw whatever this lease has queued, best effort.
-            let _ = withdraw_lease(client, name, lease).await;
-            return Err(error.into());
+            // budget): withdraw whatever this lease has queued.
+            return Err(stranded_or(
+                withdraw_lease(client, name, lease).await,
+                name,
+                lease,
+                error.into(),
+            ));
         }
         Err(_) => {
-            let _ = withdraw_lease(client, name, lease).await;
-            return Err(WaitError::Timeout(timeout));
+            let withdrawn = withdraw_lease(client, name, lease).await;
+            return Err(stranded_or(withdrawn, name, lease, WaitError::Timeout(timeout)));
         }
     };
     let outcome = tokio::select! {
@@ -236,10 +249,25 @@ pub async fn acquire(
     };
     match outcome {
         Ok(()) => Ok(ticket),
-        Err(error) => {
-            let _ = release(client, &ticket.key, ticket.epoch).await;
-            Err(error)
-        }
+        Err(error) => match release(client, &ticket.key, ticket.epoch).await {
+            Ok(_) => Err(error),
+            Err(failed) => Err(WaitError::Stranded {
+                key: ticket.key.clone(),
+                reason: failed.to_string(),
+            }),
+        },
+    }
+}
+
+/// `error`, unless leaving the queue failed: then the caller must hear that its key may
+/// still be queued.
+fn stranded_or(withdrawn: Result<(), Error>, name: &str, lease: i64, error: WaitError) -> WaitError {
+    match withdrawn {
+        Ok(()) => error,
+        Err(failed) => WaitError::Stranded {
+            key: owner_key(name, lease),
+            reason: failed.to_string(),
+        },
     }
 }
 

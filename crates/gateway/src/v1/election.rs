@@ -170,6 +170,11 @@ async fn hold(
         )),
         Err(WaitError::Cancelled) => Err(ApiError::draining()),
         Err(WaitError::Client(error)) => Err(error.into()),
+        Err(stranded @ WaitError::Stranded { .. }) => Err(ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "outcome_unknown",
+            format!("{stranded}: resign or unlock it, or revoke the lease"),
+        )),
     }
 }
 
