@@ -468,7 +468,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if !seconds.is_finite() || seconds < 0.0 {
         return Err(format!("{text:?} is not a duration"));
     }
-    Ok(Duration::from_secs_f64(seconds))
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("{text:?} is too long a duration"))
 }
 
 /// Parses a lease ID as etcdctl prints it (hex, with or without `0x`).
@@ -506,6 +506,10 @@ mod tests {
         assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
         assert!(parse_duration("fast").is_err());
         assert!(parse_duration("5 parsecs").is_err());
+        assert!(
+            parse_duration("99999999999999999999").is_err(),
+            "too long: an error, not a panic"
+        );
     }
 
     #[test]

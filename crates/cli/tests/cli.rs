@@ -212,6 +212,7 @@ async fn conclavectl_drives_a_real_three_member_cluster() {
         endpoint_health_and_status_cover_every_member,
         elect_holds_leadership_until_interrupted_and_observers_see_it,
         lock_commands_never_overlap_and_get_growing_epochs,
+        a_lost_lock_kills_everything_the_command_started,
         a_saved_snapshot_restores_into_a_new_member_with_the_same_data,
         compaction_defrag_and_alarms,
     ];
@@ -641,6 +642,57 @@ async fn lock_commands_never_overlap_and_get_growing_epochs(env: Arc<Env>) {
     signal(&holder, "TERM").await;
     assert!(exits_cleanly(&mut holder).await);
     assert_eq!(env.ok(&["get", "l/y/", "--prefix"]).await, "", "unlocked on exit");
+}
+
+/// Whether a process is still alive (a zombie counts as dead).
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => false,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z"),
+    }
+}
+
+async fn a_lost_lock_kills_everything_the_command_started(env: Arc<Env>) {
+    // The command leaves a grandchild (a background sleep, which a non-interactive shell
+    // shields from SIGINT) and waits for it.
+    let pidfile = env.dir.path().join("grandchild.pid");
+    let pid_arg = pidfile.display().to_string();
+    let (mut holder, _) = env.spawn(&[
+        "lock",
+        "l/lost",
+        "--",
+        "sh",
+        "-c",
+        "sleep 60 & echo $! > \"$1\"; wait",
+        "sh",
+        &pid_arg,
+    ]);
+    let grandchild: u32 = wait_until("the command to start its grandchild", WAIT, || {
+        let pidfile = pidfile.clone();
+        async move { std::fs::read_to_string(&pidfile).ok()?.trim().parse().ok() }
+    })
+    .await
+    .expect("grandchild pid");
+    assert!(alive(grandchild));
+    // Take the lock away: revoke its lease (the key is `l/lost/<lease hex>`).
+    let key = env.ok(&["get", "l/lost/", "--prefix", "--keys-only"]).await;
+    let lease = key.trim().rsplit('/').next().expect("lease in key").to_string();
+    env.ok(&["lease", "revoke", &lease]).await;
+    let status = tokio::time::timeout(WAIT, holder.wait())
+        .await
+        .expect("conclavectl ends when the lock is lost")
+        .expect("wait");
+    assert!(!status.success(), "a lost lock is a failure");
+    wait_until(
+        "the grandchild to be killed with its group",
+        WAIT,
+        || async move { (!alive(grandchild)).then_some(()) },
+    )
+    .await
+    .expect("no process of the command survives the lost lock");
 }
 
 async fn a_saved_snapshot_restores_into_a_new_member_with_the_same_data(env: Arc<Env>) {

@@ -26,9 +26,11 @@ pub async fn targets(ctx: &Context, cluster: bool) -> Result<Vec<String>, CliErr
     if !cluster {
         return Ok(ctx.endpoints.clone());
     }
-    let members = ctx.client.member_list().await.map_err(|e| ctx.fail(e))?;
+    // A serializable member list: `--cluster` must work when quorum is lost, which is
+    // when health and status matter most.
+    let members = super::member::member_list_raw(ctx, false).await?.members;
     let mut urls: Vec<String> = Vec::new();
-    for url in members.into_iter().flat_map(|m| m.client_urls) {
+    for url in members.into_iter().flat_map(|m| m.client_ur_ls) {
         if !urls.contains(&url) {
             urls.push(url);
         }

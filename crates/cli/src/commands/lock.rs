@@ -23,15 +23,24 @@ pub async fn run(ctx: &Context, args: &LockArgs, out: &mut dyn Write) -> Result<
     // Our own session lease, so that an interrupt while waiting can withdraw from the
     // queue at once (revoking the lease deletes our queue key) instead of leaving it to
     // block the others until the lease expires.
+    // Interrupted before the lock was taken: with a command, that command never ran,
+    // which a script must not mistake for success (128 + SIGINT, as a shell reports it).
+    let interrupted = || {
+        if args.command.is_empty() {
+            Ok(())
+        } else {
+            Err(CliError::ChildExit(130))
+        }
+    };
     let lease = tokio::select! {
         lease = ctx.client.grant_lease(ctx.client.options().session_ttl) => lease.map_err(|e| ctx.fail(e))?,
-        _ = interrupt.wait() => return Ok(()),
+        _ = interrupt.wait() => return interrupted(),
     };
     let acquired = tokio::select! {
         guard = ctx.client.lock_with_lease(&args.name, &lease) => guard,
         _ = interrupt.wait() => {
             let _ = lease.revoke().await;
-            return Ok(());
+            return interrupted();
         }
     };
     let guard = match acquired {
@@ -56,8 +65,16 @@ pub async fn run(ctx: &Context, args: &LockArgs, out: &mut dyn Write) -> Result<
     };
     let unlocked = guard.unlock().await;
     let _ = lease.revoke().await;
-    held?;
-    unlocked.map_err(|e| ctx.fail(e))
+    if args.command.is_empty() {
+        held?;
+        return unlocked.map_err(|e| ctx.fail(e));
+    }
+    // The command's outcome is what a script acts on; the lock is released by its lease's
+    // expiry anyway if the unlock failed.
+    if let Err(error) = unlocked {
+        eprintln!("warning: could not unlock ({error}); the lock is released when its lease expires");
+    }
+    held
 }
 
 /// Prints the lock key (etcdctl's line) and the fencing epoch.
@@ -86,32 +103,40 @@ async fn run_command(
         .split_first()
         .ok_or_else(|| CliError::InvalidInput("no command given".into()))?;
     let epoch = guard.epoch().to_string();
+    // The command runs in its own process group, so that a lost lock can stop everything
+    // it started (pipelines, wrapper scripts), and so that an interrupt reaches it once,
+    // from us.
     let mut child = tokio::process::Command::new(program)
         .args(arguments)
         .env("CONCLAVE_LOCK_KEY", guard.key())
         .env("CONCLAVE_LOCK_EPOCH", &epoch)
         .env("ETCD_LOCK_KEY", guard.key())
         .env("ETCD_LOCK_REV", &epoch)
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| CliError::io(format!("starting {program:?}"), e))?;
+    let group = child.id();
     let waited = |status: std::io::Result<ExitStatus>| {
         status.map_err(|e| CliError::io(format!("waiting for {program:?}"), e))
     };
-    let status = tokio::select! {
-        status = child.wait() => waited(status)?,
-        lost = guard.lost() => {
-            let _ = child.start_kill();
-            let _ = child.wait().await;
-            return Err(CliError::Failed(format!(
-                "lock lost while {program:?} ran ({lost}): the command was killed"
-            )));
-        }
-        _ = interrupt.wait() => {
-            if let Some(pid) = child.id() {
-                forward_interrupt(pid);
+    let mut interrupts = 0;
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break waited(status)?,
+            lost = guard.lost() => {
+                signal_group(group, libc::SIGKILL);
+                let _ = child.wait().await;
+                return Err(CliError::Failed(format!(
+                    "lock lost while {program:?} ran ({lost}): the command was killed"
+                )));
             }
-            waited(child.wait().await)?
+            _ = interrupt.wait() => {
+                // First an interrupt, as a terminal's Ctrl-C; on a repeat, end it.
+                interrupts += 1;
+                let signal = if interrupts == 1 { libc::SIGINT } else { libc::SIGKILL };
+                signal_group(group, signal);
+            }
         }
     };
     match status.code() {
@@ -124,11 +149,14 @@ async fn run_command(
     }
 }
 
-/// Sends SIGINT to the command, as a terminal's Ctrl-C would (it reaches it anyway when
-/// it shares our terminal; this covers a SIGTERM sent to conclavectl alone).
-fn forward_interrupt(pid: u32) {
-    // std has no kill(2) wrapper; `kill` is in every POSIX userland.
-    let _ = std::process::Command::new("kill")
-        .args(["-INT", &pid.to_string()])
-        .status();
+/// Sends `signal` to the command's process group (whose id is the command's pid).
+fn signal_group(group: Option<u32>, signal: libc::c_int) {
+    let Some(pid) = group.and_then(|pid| libc::pid_t::try_from(pid).ok()) else {
+        return;
+    };
+    // SAFETY: kill(2) takes plain integers and has no memory effects; a negative pid
+    // addresses the process group the command leads (spawned with process_group(0)).
+    unsafe {
+        libc::kill(-pid, signal);
+    }
 }

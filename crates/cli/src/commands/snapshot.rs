@@ -120,6 +120,7 @@ async fn download(ctx: &Context, part: &Path) -> Result<Saved, CliError> {
     let mut body = Sha256::new();
     let mut tail: Vec<u8> = Vec::with_capacity(2 * TRAILER_LEN as usize);
     let mut written = 0u64;
+    let mut remaining = None;
     let progress = std::io::stderr().is_terminal().then(|| {
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
         if let Ok(style) = ProgressStyle::with_template(
@@ -141,6 +142,7 @@ async fn download(ctx: &Context, part: &Path) -> Result<Saved, CliError> {
             tail.drain(..settled);
         }
         written += chunk.blob.len() as u64;
+        remaining = Some(chunk.remaining_bytes);
         if let Some(bar) = &progress {
             bar.set_length(written + chunk.remaining_bytes);
             bar.set_position(written);
@@ -149,10 +151,23 @@ async fn download(ctx: &Context, part: &Path) -> Result<Saved, CliError> {
     if let Some(bar) = &progress {
         bar.finish_and_clear();
     }
+    // A stream that stops early must not become a snapshot file: the member's last chunk
+    // says nothing remains, and the file ends with etcd's SHA-256 trailer.
+    if remaining != Some(0) {
+        return Err(CliError::Failed(format!(
+            "the snapshot stream ended early ({written} bytes received, {} more announced): save it again",
+            remaining.map_or_else(|| "unknown".to_string(), |r| r.to_string())
+        )));
+    }
     file.sync_all()
         .map_err(|e| CliError::io(format!("syncing {}", part.display()), e))?;
     let verified = written % 512 == TRAILER_LEN && tail.len() == TRAILER_LEN as usize;
-    if verified && body.finalize().as_slice() != tail.as_slice() {
+    if !verified {
+        return Err(CliError::Failed(format!(
+            "the snapshot ({written} bytes) has no SHA-256 trailer, so it may be incomplete: save it again"
+        )));
+    }
+    if body.finalize().as_slice() != tail.as_slice() {
         return Err(CliError::Failed(
             "the snapshot failed its SHA-256 check: it was damaged in transit; save it again".into(),
         ));
