@@ -41,6 +41,18 @@ struct Lb {
 
 impl Drop for Lb {
     fn drop(&mut self) {
+        // SIGTERM first: NGINX's master then stops its workers, which a SIGKILL of the
+        // master would leave behind as orphans still holding the listening port.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
