@@ -37,9 +37,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::kv::{Get, Put, SortOrder, SortTarget};
+use crate::kv::{Get, Put};
 use crate::lease::{Lease, LeaseId};
-use crate::recipe::{self, Ticket};
+use crate::queue::{Queue, Ticket};
 use crate::txn::{Compare, Op};
 use crate::watch::{EventKind, Watch};
 use crate::Client;
@@ -73,6 +73,7 @@ pub struct LeaderInfo {
 pub struct Election {
     client: Client,
     name: String,
+    queue: Queue,
     prefix: String,
     cooldown_until: Arc<Mutex<Option<Instant>>>,
 }
@@ -83,7 +84,8 @@ impl Client {
         let name = name.into();
         Election {
             client: self.clone(),
-            prefix: recipe::queue_prefix(&name),
+            queue: self.queue(name.clone()),
+            prefix: format!("{name}/"),
             name,
             cooldown_until: Arc::new(Mutex::new(None)),
         }
@@ -118,12 +120,14 @@ impl Election {
                 lost = lease.lost() => return Err(lost),
             }
         }
-        let ticket = recipe::take_turn(&self.client, &self.prefix, lease, &value, true)
-            .await?
-            .ok_or_else(|| Error::LeadershipLost {
-                key: self.prefix.clone(),
-                reason: "the campaign ended without leadership".into(),
-            })?;
+        let ticket =
+            self.queue
+                .take_turn(lease, &value, true)
+                .await?
+                .ok_or_else(|| Error::LeadershipLost {
+                    key: self.prefix.clone(),
+                    reason: "the campaign ended without leadership".into(),
+                })?;
         Ok(Leadership {
             election: self.clone(),
             ticket,
@@ -133,15 +137,7 @@ impl Election {
 
     /// The current leader, or `None` when nobody is campaigning.
     pub async fn leader(&self) -> Result<Option<LeaderInfo>> {
-        let response = self
-            .client
-            .range(
-                Get::prefix(self.prefix.clone())
-                    .sort(SortTarget::Create, SortOrder::Ascend)
-                    .limit(1),
-            )
-            .await?;
-        Ok(response.kvs.into_iter().next().map(|kv| LeaderInfo {
+        Ok(self.queue.holder().await?.map(|kv| LeaderInfo {
             key: String::from_utf8_lossy(&kv.key).into_owned(),
             value: kv.value,
             epoch: Epoch(kv.create_revision),
@@ -247,7 +243,7 @@ pub struct Leadership {
 impl Leadership {
     /// The fencing epoch: the create revision of the leader key.
     pub fn epoch(&self) -> Epoch {
-        Epoch(self.ticket.revision)
+        Epoch(self.ticket.create_revision)
     }
 
     /// The leader key.
@@ -264,7 +260,7 @@ impl Leadership {
     /// exists with this epoch as its create revision. Put it in a txn's `when` so that a
     /// deposed leader's writes are refused by the store.
     pub fn guard(&self) -> Compare {
-        Compare::create_revision(self.ticket.key.clone()).eq(self.ticket.revision)
+        Compare::fencing(&self.ticket)
     }
 
     /// Resolves when the leadership is lost: the lease is lost (by the local deadline or
@@ -272,14 +268,14 @@ impl Leadership {
     pub async fn lost(&self) -> Error {
         tokio::select! {
             lost = self.lease.lost() => lost,
-            lost = recipe::key_lost(&self.election.client, &self.ticket) => lost,
+            lost = self.election.queue.lost(&self.ticket) => lost,
         }
     }
 
     /// Whether the store still holds this leadership (a linearizable read).
     pub async fn is_held(&self) -> Result<bool> {
         let kv = self.election.client.get(self.ticket.key.clone()).await?;
-        Ok(kv.is_some_and(|kv| kv.create_revision == self.ticket.revision))
+        Ok(self.ticket.is_current(kv.as_ref()))
     }
 
     /// Changes the proclaimed value, only while still leader. Not retried once it may
@@ -308,9 +304,7 @@ impl Leadership {
     /// Gives up leadership: deletes the leader key, so the next contender takes over at
     /// once. The lease stays alive.
     pub async fn resign(self) -> Result<()> {
-        recipe::leave(&self.election.client, &self.ticket)
-            .await
-            .map(|_| ())
+        self.election.queue.release(&self.ticket).await.map(|_| ())
     }
 
     /// Resigns, and keeps this election (and its clones) from campaigning again for

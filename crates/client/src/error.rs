@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use conclave_contract::errors;
 use tonic::Code;
 
 /// A `Result` whose error is the SDK's [`Error`].
@@ -117,20 +118,14 @@ impl Error {
     /// and messages.
     pub(crate) fn from_status(status: &tonic::Status) -> Error {
         let message = status.message();
-        if message.contains("required revision has been compacted") {
-            return Error::Compacted {
+        match (status.code(), message) {
+            (Code::OutOfRange, errors::COMPACTED) => Error::Compacted {
                 compact_revision: None,
-            };
-        }
-        if message.contains("required revision is a future revision") {
-            return Error::FutureRevision;
-        }
-        if message.contains("requested lease not found") {
-            return Error::LeaseNotFound;
-        }
-        match status.code() {
-            Code::InvalidArgument => Error::InvalidArgument(message.to_string()),
-            code => Error::Server {
+            },
+            (Code::OutOfRange, errors::FUTURE_REVISION) => Error::FutureRevision,
+            (Code::NotFound, errors::LEASE_NOT_FOUND) => Error::LeaseNotFound,
+            (Code::InvalidArgument, _) => Error::InvalidArgument(message.to_string()),
+            (code, _) => Error::Server {
                 code,
                 message: message.to_string(),
             },

@@ -146,19 +146,7 @@ pub enum SortOrder {
 
 /// The range end that selects every key starting with `prefix` (etcd's rule: the prefix
 /// with its last byte below 0xff incremented; `\0` — all keys — for an all-0xff prefix).
-pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    while let Some(&last) = end.last() {
-        if last < 0xff {
-            if let Some(byte) = end.last_mut() {
-                *byte = last + 1;
-            }
-            return end;
-        }
-        end.pop();
-    }
-    vec![0]
-}
+pub use conclave_contract::keys::prefix_end;
 
 /// A range read: one key, a prefix, or `[key, end)`.
 #[derive(Clone, Debug, Default)]
@@ -436,18 +424,5 @@ impl Client {
             })
             .await
             .map(|r| r.into_inner().header.map_or(0, |h| h.revision))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prefix_end_follows_etcd() {
-        assert_eq!(prefix_end(b"abc"), b"abd".to_vec());
-        assert_eq!(prefix_end(b"a\xff"), b"b".to_vec());
-        assert_eq!(prefix_end(b"\xff\xff"), vec![0]);
-        assert_eq!(prefix_end(b""), vec![0]);
     }
 }

@@ -8,9 +8,6 @@
 //! cannot have expired the lease before `lost()` fires (clock rates permitting): code
 //! that stops acting as leader on `lost()` never overlaps with a successor.
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -148,17 +145,6 @@ impl Lease {
     }
 }
 
-/// A lease ID chosen by the client, so that a grant can be retried without creating a
-/// second lease: a retry of a grant that did apply answers "lease already exists".
-fn fresh_lease_id() -> i64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut hasher = RandomState::new().build_hasher();
-    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    hasher.write_u32(std::process::id());
-    // Positive and non-zero, as etcd's IDs are.
-    (hasher.finish() >> 2) as i64 | 1 << 32
-}
-
 /// The safety margin for a TTL: the configured one, at most half the TTL.
 fn margin(ttl: Duration, configured: Duration) -> Duration {
     configured.min(ttl / 2)
@@ -170,7 +156,9 @@ impl Client {
     pub async fn grant_lease(&self, ttl: Duration) -> Result<Lease> {
         let seconds = ttl.as_secs() as i64 + i64::from(ttl.subsec_nanos() > 0);
         let seconds = seconds.max(1);
-        let id = fresh_lease_id();
+        // Chosen here, so a retried grant that did apply is recognised by "lease already
+        // exists" rather than granting a second lease.
+        let id = conclave_contract::lease_id::fresh();
         let sent_at = Instant::now();
         let granted = self
             .pool()
@@ -181,7 +169,7 @@ impl Client {
                 match answer {
                     Ok(response) => Ok(response.into_inner().ttl),
                     // Our own earlier attempt applied: the lease is ours, with our TTL.
-                    Err(status) if status.message().contains("lease already exists") => Ok(seconds),
+                    Err(status) if status.message() == conclave_contract::errors::LEASE_EXISTS => Ok(seconds),
                     Err(status) => Err(status),
                 }
             })
@@ -403,14 +391,6 @@ fn lose(client: &Client, id: LeaseId, state: &watch::Sender<LeaseState>, reason:
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lease_ids_are_positive_and_distinct() {
-        let a = fresh_lease_id();
-        let b = fresh_lease_id();
-        assert!(a > 0 && b > 0);
-        assert_ne!(a, b);
-    }
 
     #[test]
     fn the_margin_is_at_most_half_the_ttl() {

@@ -13,7 +13,8 @@
 //!   soon as the lease can no longer be assumed alive by a *local* monotonic deadline;
 //! - [`election`] and [`lock`]: leadership and locks carrying a fencing [`Epoch`], whose
 //!   [`Leadership::guard`] / [`LockGuard::guard`] make a txn apply only while the holder
-//!   still holds, so a deposed holder's writes are rejected by the store itself;
+//!   still holds, so a deposed holder's writes are rejected by the store itself; both
+//!   stand on [`queue`], the contender queue in etcd's key layout;
 //! - [`cluster`]: members, status, health, snapshots, compaction, defragmentation, alarms.
 //!
 //! ```no_run
@@ -43,7 +44,7 @@ mod error;
 pub mod kv;
 pub mod lease;
 pub mod lock;
-mod recipe;
+pub mod queue;
 mod transport;
 pub mod txn;
 pub mod watch;
@@ -54,6 +55,7 @@ pub use error::{Error, Result};
 pub use kv::{DeleteResponse, KeyValue, PutResponse, RangeResponse, SortOrder, SortTarget};
 pub use lease::{Lease, LeaseId};
 pub use lock::LockGuard;
+pub use queue::{Queue, Ticket};
 pub use txn::{Compare, Op, OpResponse, Txn, TxnResponse};
 pub use watch::{Event, EventKind, WatchStream};
 

@@ -14,7 +14,7 @@
 use crate::election::Epoch;
 use crate::error::{Error, Result};
 use crate::lease::Lease;
-use crate::recipe::{self, Ticket};
+use crate::queue::Ticket;
 use crate::txn::Compare;
 use crate::Client;
 
@@ -62,8 +62,9 @@ impl Client {
     }
 
     async fn acquire(&self, name: &str, lease: &Lease, owns_lease: bool, wait: bool) -> Result<LockGuard> {
-        let prefix = recipe::queue_prefix(name);
-        let ticket = recipe::take_turn(self, &prefix, lease, b"", wait)
+        let ticket = self
+            .queue(name)
+            .take_turn(lease, b"", wait)
             .await?
             .ok_or_else(|| Error::Locked {
                 name: name.to_string(),
@@ -92,7 +93,7 @@ impl LockGuard {
 
     /// The fencing epoch: higher for every later holder of this lock.
     pub fn epoch(&self) -> Epoch {
-        Epoch(self.ticket.revision)
+        Epoch(self.ticket.create_revision)
     }
 
     /// The lease the lock is held under.
@@ -102,21 +103,22 @@ impl LockGuard {
 
     /// The compare that holds only while this lock is held; put it in a txn's `when`.
     pub fn guard(&self) -> Compare {
-        Compare::create_revision(self.ticket.key.clone()).eq(self.ticket.revision)
+        Compare::fencing(&self.ticket)
     }
 
     /// Resolves when the lock is lost (its lease lost, or its key deleted).
     pub async fn lost(&self) -> Error {
+        let queue = self.client.queue(self.name.clone());
         tokio::select! {
             lost = self.lease.lost() => lost,
-            lost = recipe::key_lost(&self.client, &self.ticket) => lost,
+            lost = queue.lost(&self.ticket) => lost,
         }
     }
 
     /// Releases the lock (and revokes its session lease, if it created one).
     pub async fn unlock(mut self) -> Result<()> {
         self.released = true;
-        let left = recipe::leave(&self.client, &self.ticket).await;
+        let left = self.client.queue(self.name.clone()).release(&self.ticket).await;
         if self.owns_lease {
             let _ = self.lease.revoke().await;
         }
@@ -134,9 +136,10 @@ impl Drop for LockGuard {
         };
         let client = self.client.clone();
         let ticket = self.ticket.clone();
+        let queue = client.queue(self.name.clone());
         let lease = self.owns_lease.then(|| self.lease.clone());
         runtime.spawn(async move {
-            let _ = recipe::leave(&client, &ticket).await;
+            let _ = queue.release(&ticket).await;
             if let Some(lease) = lease {
                 let _ = lease.revoke().await;
             }

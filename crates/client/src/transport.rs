@@ -6,6 +6,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use conclave_contract::errors;
+pub(crate) use conclave_contract::retry::describe;
+use conclave_contract::retry::{is_transport, never_sent};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
@@ -255,7 +258,7 @@ pub(crate) fn classify(status: &Status) -> Failure {
     match status.code() {
         Code::Unavailable => {
             // "etcdserver: no leader" is answered before anything is proposed.
-            if status.message() == "etcdserver: no leader" || never_sent(status) {
+            if status.message() == errors::NO_LEADER || never_sent(status) {
                 Failure::NeverApplied
             } else {
                 Failure::MaybeApplied
@@ -268,48 +271,11 @@ pub(crate) fn classify(status: &Status) -> Failure {
         // after the member received the request.
         Code::DeadlineExceeded | Code::Cancelled => Failure::MaybeApplied,
         _ if is_transport(status) => Failure::MaybeApplied,
-        // etcd's "leader changed" / "not leader" style refusals (e.g. a lessor call on a
-        // member that just lost leadership) are answered before proposing.
-        Code::FailedPrecondition if status.message().contains("not leader") => Failure::NeverApplied,
+        // etcd's "not leader" refusal (e.g. a lessor call on a member that just lost
+        // leadership) is answered before proposing.
+        Code::FailedPrecondition if status.message() == errors::NOT_LEADER => Failure::NeverApplied,
         _ => Failure::Final,
     }
-}
-
-fn is_transport(status: &Status) -> bool {
-    std::error::Error::source(status).is_some()
-}
-
-/// Whether the request certainly never left this process: the connection could not be
-/// established. tonic reports it as a transport error, the cause is in the source chain.
-fn never_sent(status: &Status) -> bool {
-    let is_connect = |text: &str| {
-        text.contains("tcp connect error")
-            || text.contains("error trying to connect")
-            || text.contains("Connection refused")
-    };
-    if is_connect(status.message()) {
-        return true;
-    }
-    let mut source = std::error::Error::source(status);
-    while let Some(error) = source {
-        if is_connect(&error.to_string()) {
-            return true;
-        }
-        source = error.source();
-    }
-    false
-}
-
-/// A status with its transport cause, for messages.
-pub(crate) fn describe(status: &Status) -> String {
-    let mut text = format!("{:?}: {}", status.code(), status.message());
-    let mut source = std::error::Error::source(status);
-    while let Some(error) = source {
-        text.push_str(": ");
-        text.push_str(&error.to_string());
-        source = error.source();
-    }
-    text
 }
 
 #[cfg(test)]
@@ -327,7 +293,11 @@ mod tests {
     #[test]
     fn writes_are_retried_only_when_never_applied() {
         assert_eq!(
-            classify(&Status::unavailable("etcdserver: no leader")),
+            classify(&Status::unavailable(errors::NO_LEADER)),
+            Failure::NeverApplied
+        );
+        assert_eq!(
+            classify(&Status::failed_precondition(errors::NOT_LEADER)),
             Failure::NeverApplied
         );
         assert_eq!(

@@ -81,6 +81,14 @@ impl Compare {
         }
     }
 
+    /// The fencing compare of a queue place (election leadership, a held lock): holds
+    /// only while `ticket`'s key is still the incarnation it created.
+    pub fn fencing(ticket: &crate::queue::Ticket) -> Compare {
+        Compare {
+            inner: conclave_contract::queue::guard(ticket.key.as_bytes(), ticket.create_revision),
+        }
+    }
+
     /// Applies the compare to `[key, end)` instead of one key (every key must match).
     pub fn with_range_end(mut self, end: impl Into<Vec<u8>>) -> Compare {
         self.inner.range_end = end.into();
@@ -372,27 +380,26 @@ impl Client {
         }
     }
 
-    /// Sends a transaction whose repetition is harmless (e.g. create-if-absent of a key
-    /// unique to the caller), so it may be retried like a read.
-    pub(crate) async fn idempotent_txn(&self, txn: Txn<()>) -> Result<TxnResponse> {
-        send(self, txn.into_request(), Idempotency::Idempotent).await
+    /// Sends a wire-form transaction under the retry rule of `idempotency` and returns
+    /// the wire-form answer (for the queue requests `conclave_contract` builds).
+    pub(crate) async fn raw_txn(
+        &self,
+        request: TxnRequest,
+        idempotency: Idempotency,
+    ) -> Result<conclave_proto::etcdserverpb::TxnResponse> {
+        self.pool()
+            .call(idempotency, |channel| {
+                let request = request.clone();
+                async move {
+                    KvClient::new(channel)
+                        .max_decoding_message_size(crate::MAX_RESPONSE_BYTES)
+                        .txn(request)
+                        .await
+                }
+            })
+            .await
+            .map(|r| r.into_inner())
     }
-}
-
-async fn send(client: &Client, request: TxnRequest, idempotency: Idempotency) -> Result<TxnResponse> {
-    client
-        .pool()
-        .call(idempotency, |channel| {
-            let request = request.clone();
-            async move {
-                KvClient::new(channel)
-                    .max_decoding_message_size(crate::MAX_RESPONSE_BYTES)
-                    .txn(request)
-                    .await
-            }
-        })
-        .await
-        .map(|r| TxnResponse::from(r.into_inner()))
 }
 
 impl IntoFuture for Txn<Client> {
@@ -420,7 +427,7 @@ impl IntoFuture for Txn<Client> {
             failure,
         }
         .into_request();
-        Box::pin(async move { send(&client, request, idempotency).await })
+        Box::pin(async move { client.raw_txn(request, idempotency).await.map(TxnResponse::from) })
     }
 }
 

@@ -398,7 +398,12 @@ async fn session(
             let reason = response.cancel_reason.clone();
             // A watch refused at creation for a reason other than a leader problem is the
             // caller's mistake (e.g. a future start revision); retrying cannot help.
-            if created.is_some() && !reason.contains("no leader") && !reason.is_empty() {
+            // (etcd puts the whole gRPC error there: "rpc error: code = Unavailable desc =
+            // etcdserver: no leader".)
+            if created.is_some()
+                && !reason.contains(conclave_contract::errors::NO_LEADER)
+                && !reason.is_empty()
+            {
                 return SessionEnd::Final(Error::Server {
                     code: tonic::Code::Unknown,
                     message: reason,

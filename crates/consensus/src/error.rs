@@ -1,5 +1,6 @@
 //! The consensus crate's error type.
 
+use conclave_contract::errors;
 use conclave_mvcc::MvccError;
 
 /// Why a consensus operation failed. The server maps these to etcd's gRPC errors in one
@@ -7,14 +8,14 @@ use conclave_mvcc::MvccError;
 #[derive(Debug, thiserror::Error)]
 pub enum ConsensusError {
     /// No leader is known right now (election in progress or quorum lost).
-    #[error("etcdserver: no leader")]
+    #[error("{}", errors::NO_LEADER)]
     NoLeader,
     /// The write was proposed but its outcome is unknown (leader changed or connection
     /// lost after sending). The client must not assume it failed.
-    #[error("etcdserver: request timed out, possibly due to previous leader failure")]
+    #[error("{}", errors::TIMEOUT_DUE_TO_LEADER_FAIL)]
     OutcomeUnknown(String),
     /// The operation did not finish in time.
-    #[error("etcdserver: request timed out")]
+    #[error("{}", errors::TIMEOUT)]
     Timeout,
     /// The state machine rejected the request (deterministically, on every member).
     #[error(transparent)]
@@ -23,10 +24,10 @@ pub enum ConsensusError {
     #[error(transparent)]
     Membership(#[from] crate::peer::MembershipRefusal),
     /// Only the leader can do this.
-    #[error("etcdserver: not leader")]
+    #[error("{}", errors::NOT_LEADER)]
     NotLeader,
     /// Leadership cannot be moved to that member.
-    #[error("etcdserver: bad leader transferee")]
+    #[error("{}", errors::BAD_LEADER_TRANSFEREE)]
     BadTransferee,
     /// A peer could not be reached.
     #[error("peer unreachable: {0}")]

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use conclave_contract::retry::{describe, never_sent};
 use conclave_mvcc::{CommitOutcome, GroupId, Store};
 use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ClientWriteError, ForwardToLeader, LinearizableReadError, RaftError};
@@ -21,7 +22,7 @@ use crate::lessor::Lessor;
 use crate::log_store::{LogStore, DEFAULT_SEGMENT_BYTES};
 use crate::metrics::{ConsensusMetrics, LeaderTracker, PendingProposal};
 use crate::network::{PeerChannels, PeerNetwork};
-use crate::peer::{describe, never_sent, PeerReply, PeerRequest};
+use crate::peer::{PeerReply, PeerRequest};
 use crate::snapshot::SnapshotDir;
 use crate::state_machine::StateMachine;
 use crate::types::{Command, CommandResult, MemberNode, Raft, TypeConfig};

@@ -62,19 +62,19 @@ pub enum MembershipChange {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum MembershipRefusal {
     /// No member has this id.
-    #[error("etcdserver: member not found")]
+    #[error("{}", conclave_contract::errors::MEMBER_NOT_FOUND)]
     MemberNotFound,
     /// Another member already uses these peer URLs.
-    #[error("etcdserver: Peer URLs already exists")]
+    #[error("{}", conclave_contract::errors::PEER_URL_EXISTS)]
     PeerUrlsExist,
     /// Only learners can be promoted.
-    #[error("etcdserver: can only promote a learner member")]
+    #[error("{}", conclave_contract::errors::MEMBER_NOT_LEARNER)]
     NotLearner,
     /// The learner is too far behind the leader to be promoted.
-    #[error("etcdserver: can only promote a learner member which is in sync with leader")]
+    #[error("{}", conclave_contract::errors::LEARNER_NOT_READY)]
     LearnerNotReady,
     /// The change would leave fewer reachable voters than a quorum.
-    #[error("etcdserver: re-configuration failed due to not enough started members")]
+    #[error("{}", conclave_contract::errors::UNHEALTHY)]
     NotEnoughStarted,
     /// The change failed for another reason.
     #[error("etcdserver: {0}")]
@@ -115,40 +115,6 @@ pub enum PeerReply {
     },
 }
 
-/// A status with its source chain (tonic hides transport causes behind "transport error").
-pub(crate) fn describe(status: &tonic::Status) -> String {
-    let mut text = format!("{:?}: {}", status.code(), status.message());
-    let mut source = std::error::Error::source(status);
-    while let Some(error) = source {
-        text.push_str(": ");
-        text.push_str(&error.to_string());
-        source = error.source();
-    }
-    text
-}
-
-/// Whether a failed peer call certainly never reached the peer (safe to retry a write):
-/// only a failure to establish the connection qualifies. tonic reports transport failures
-/// as "transport error", so the cause is read from the error's source chain.
-pub(crate) fn never_sent(status: &tonic::Status) -> bool {
-    if status.code() != tonic::Code::Unavailable {
-        return false;
-    }
-    let is_connect =
-        |text: &str| text.contains("tcp connect error") || text.contains("error trying to connect");
-    if is_connect(status.message()) {
-        return true;
-    }
-    let mut source = std::error::Error::source(status);
-    while let Some(error) = source {
-        if is_connect(&error.to_string()) {
-            return true;
-        }
-        source = error.source();
-    }
-    false
-}
-
 /// Sends `request` to `node` over the peer transport.
 pub(crate) async fn call_peer(
     channels: &PeerChannels,
@@ -173,6 +139,7 @@ pub(crate) async fn call_peer(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use conclave_contract::retry::never_sent;
 
     #[tokio::test]
     async fn a_refused_connection_counts_as_never_sent() {
@@ -192,9 +159,5 @@ mod tests {
             .await
             .expect_err("nobody listens");
         assert!(never_sent(&status), "{status:?}");
-        assert!(!never_sent(&tonic::Status::unavailable("connection reset")));
-        assert!(!never_sent(&tonic::Status::deadline_exceeded(
-            "tcp connect error"
-        )));
     }
 }

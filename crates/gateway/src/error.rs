@@ -16,6 +16,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use conclave_client::Error;
+use conclave_contract::errors;
 use serde::Serialize;
 use tonic::Code;
 use utoipa::ToSchema;
@@ -117,7 +118,7 @@ impl IntoResponse for ApiError {
 /// would report.
 fn classify(error: &Error) -> (StatusCode, &'static str, Code) {
     match error {
-        Error::InvalidArgument(message) if message.contains("request is too large") => {
+        Error::InvalidArgument(message) if message == errors::REQUEST_TOO_LARGE => {
             (StatusCode::PAYLOAD_TOO_LARGE, "too_large", Code::InvalidArgument)
         }
         Error::InvalidArgument(_) => (StatusCode::BAD_REQUEST, "invalid_argument", Code::InvalidArgument),
@@ -134,7 +135,7 @@ fn classify(error: &Error) -> (StatusCode, &'static str, Code) {
             Code::NotFound => (StatusCode::NOT_FOUND, "not_found", *code),
             Code::AlreadyExists => (StatusCode::CONFLICT, "already_exists", *code),
             Code::FailedPrecondition => (StatusCode::CONFLICT, "failed_precondition", *code),
-            Code::ResourceExhausted if message.contains("database space exceeded") => {
+            Code::ResourceExhausted if message == errors::NO_SPACE => {
                 (StatusCode::INSUFFICIENT_STORAGE, "no_space", *code)
             }
             Code::ResourceExhausted => (StatusCode::TOO_MANY_REQUESTS, "resource_exhausted", *code),

@@ -1,38 +1,41 @@
 //! The crate's one error type.
 
+use conclave_contract::errors;
+
 /// Everything that can go wrong in the MVCC store.
 ///
-/// Guarantees: the etcd variants display etcd's exact error message, so a caller maps
-/// each to its gRPC code (see the etcd error table) and passes `to_string()` through.
+/// Guarantees: the etcd variants display etcd's exact error message (the texts of
+/// `conclave_contract::errors`), so a caller maps each to its gRPC code (see the etcd
+/// error table) and passes `to_string()` through.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum MvccError {
     /// Empty key in a request, compare or op (gRPC InvalidArgument).
-    #[error("etcdserver: key is not provided")]
+    #[error("{}", errors::KEY_NOT_PROVIDED)]
     KeyNotProvided,
     /// Read or compaction at/below the compact revision (gRPC OutOfRange).
-    #[error("etcdserver: mvcc: required revision has been compacted")]
+    #[error("{}", errors::COMPACTED)]
     Compacted,
     /// Read or compaction above the current revision (gRPC OutOfRange).
-    #[error("etcdserver: mvcc: required revision is a future revision")]
+    #[error("{}", errors::FUTURE_REVISION)]
     FutureRevision,
     /// `ignore_value`/`ignore_lease` on a missing key (gRPC InvalidArgument).
-    #[error("etcdserver: key not found")]
+    #[error("{}", errors::KEY_NOT_FOUND)]
     KeyNotFound,
     /// `ignore_value` together with a value (gRPC InvalidArgument).
-    #[error("etcdserver: value is provided")]
+    #[error("{}", errors::VALUE_PROVIDED)]
     ValueProvided,
     /// `ignore_lease` together with a lease (gRPC InvalidArgument).
-    #[error("etcdserver: lease is provided")]
+    #[error("{}", errors::LEASE_PROVIDED)]
     LeaseProvided,
     /// A put, revoke or grant names a lease that does not exist (or the reserved id 0)
     /// (gRPC NotFound).
-    #[error("etcdserver: requested lease not found")]
+    #[error("{}", errors::LEASE_NOT_FOUND)]
     LeaseNotFound,
     /// A txn has more ops than the server allows (gRPC InvalidArgument).
-    #[error("etcdserver: too many operations in txn request")]
+    #[error("{}", errors::TOO_MANY_OPS)]
     TooManyOps,
     /// A txn branch writes a key twice (gRPC InvalidArgument).
-    #[error("etcdserver: duplicate key given in txn request")]
+    #[error("{}", errors::DUPLICATE_KEY)]
     DuplicateKey,
     /// The storage engine failed; the message says which operation on which tree.
     #[error("mvcc storage error: {0}")]
@@ -42,10 +45,10 @@ pub enum MvccError {
     Corrupt(String),
     // New variants go last: errors travel serialised (postcard numbers variants).
     /// A lease grant names an id that is already granted (gRPC FailedPrecondition).
-    #[error("etcdserver: lease already exists")]
+    #[error("{}", errors::LEASE_EXISTS)]
     LeaseExists,
     /// A lease grant asks for a TTL above 9,000,000,000 s (gRPC OutOfRange).
-    #[error("etcdserver: too large lease TTL")]
+    #[error("{}", errors::LEASE_TTL_TOO_LARGE)]
     LeaseTtlTooLarge,
 }
 

@@ -1,24 +1,11 @@
 //! The one place where Conclave errors become gRPC statuses, with the codes and exact
-//! messages etcd clients match on (Go clientv3 maps errors back by message text).
+//! messages etcd clients match on (Go clientv3 maps errors back by message text). The
+//! texts themselves live in `conclave_contract::errors`, which the SDK matches on too.
 
 use conclave_consensus::{ConsensusError, MembershipRefusal};
+use conclave_contract::errors;
 use conclave_mvcc::MvccError;
 use tonic::{Code, Status};
-
-/// etcd's message for a request over `--max-request-bytes`.
-pub const REQUEST_TOO_LARGE: &str = "etcdserver: request is too large";
-
-/// etcd's `v3election` error when an election has no leader (`concurrency.ErrElectionNoLeader`).
-pub const ELECTION_NO_LEADER: &str = "election: no leader";
-/// etcd's `v3election` error for a leader key that no longer leads (`ErrElectionNotLeader`).
-pub const ELECTION_NOT_LEADER: &str = "election: not leader";
-/// etcd's `v3election` error for a Proclaim/Resign without a leader key (`ErrMissingLeaderKey`).
-pub const MISSING_LEADER_KEY: &str = "\"leader\" field must be provided";
-/// etcd 3.5's `v3lock` error when the lock's lease died while waiting (`ErrSessionExpired`).
-pub const MUTEX_SESSION_EXPIRED: &str = "mutex: session is expired";
-/// Conclave's Campaign error when the campaign's lease died while waiting (etcd keeps
-/// waiting there; Conclave fails as its Lock does).
-pub const ELECTION_SESSION_EXPIRED: &str = "election: session is expired";
 
 /// The gRPC status of an election or lock recipe error. etcd returns these as plain Go
 /// errors, which gRPC sends as `Unknown` with the error text; clients match on the text.
@@ -38,7 +25,7 @@ pub fn mvcc_status(e: &MvccError) -> Status {
         MvccError::Compacted | MvccError::FutureRevision | MvccError::LeaseTtlTooLarge => Code::OutOfRange,
         MvccError::LeaseExists => Code::FailedPrecondition,
         MvccError::LeaseNotFound => Code::NotFound,
-        MvccError::Corrupt(_) => return Status::data_loss("etcdserver: corrupt cluster"),
+        MvccError::Corrupt(_) => return Status::data_loss(errors::CORRUPT),
         MvccError::Storage(_) => Code::Internal,
     };
     Status::new(code, e.to_string())
@@ -60,16 +47,14 @@ pub fn consensus_status(e: &ConsensusError) -> Status {
             };
             Status::new(code, refusal.to_string())
         }
-        ConsensusError::NoLeader => Status::unavailable("etcdserver: no leader"),
+        ConsensusError::NoLeader => Status::unavailable(errors::NO_LEADER),
         ConsensusError::OutcomeUnknown(why) => {
             tracing::debug!(reason = %why, "write outcome unknown");
-            Status::unavailable("etcdserver: request timed out, possibly due to previous leader failure")
+            Status::unavailable(errors::TIMEOUT_DUE_TO_LEADER_FAIL)
         }
-        ConsensusError::Timeout => Status::unavailable("etcdserver: request timed out"),
-        ConsensusError::Unreachable(_) => {
-            Status::unavailable("etcdserver: request timed out, possibly due to connection lost")
-        }
-        ConsensusError::Fatal(_) => Status::unavailable("etcdserver: server stopped"),
+        ConsensusError::Timeout => Status::unavailable(errors::TIMEOUT),
+        ConsensusError::Unreachable(_) => Status::unavailable(errors::TIMEOUT_DUE_TO_CONNECTION_LOST),
+        ConsensusError::Fatal(_) => Status::unavailable(errors::STOPPED),
         ConsensusError::NotLeader | ConsensusError::BadTransferee => {
             Status::failed_precondition(e.to_string())
         }

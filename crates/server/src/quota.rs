@@ -13,9 +13,6 @@ use std::time::Duration;
 use conclave_consensus::{Alarm, AlarmChange, AlarmKind, Node};
 use tonic::Status;
 
-/// etcd's error for writes while NOSPACE is raised.
-pub const NO_SPACE: &str = "etcdserver: mvcc: database space exceeded";
-
 /// How often the size is checked.
 const CHECK_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -34,7 +31,7 @@ impl UsageGauge {
 pub fn check_space(node: &Node) -> Result<(), Status> {
     let alarms = node.alarms().map_err(|e| Status::internal(e.to_string()))?;
     if alarms.iter().any(|a| a.kind == AlarmKind::NoSpace) {
-        return Err(Status::resource_exhausted(NO_SPACE));
+        return Err(Status::resource_exhausted(conclave_contract::errors::NO_SPACE));
     }
     Ok(())
 }

@@ -1,9 +1,9 @@
 //! etcd's concurrency recipes, run inside the server as etcd's `v3lock` and `v3election`
 //! services run Go `clientv3/concurrency` against their own KV (etcd 3.5).
 //!
-//! A participant of lock or election `<name>` owns the key `<name>/<lease id in hex>`,
-//! attached to its lease. Participants queue in creation order: the one whose key has the
-//! lowest create revision holds the lock (leads the election). Waiting for one's turn
+//! The queue itself — key layout, joining, who is ahead, leaving — is
+//! `conclave_contract::queue`, shared with the SDK and the gateway; this module sends its
+//! requests through Raft and waits on this member's state machine. Waiting for one's turn
 //! means waiting, one after another, for the deletion of each key created before one's
 //! own ([`wait_for_turn`], etcd's `waitDeletes`), driven by the state machine's commit
 //! stream instead of a watch.
@@ -16,14 +16,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use conclave_consensus::{Command, CommandResult, Node};
+use conclave_contract::queue;
 use conclave_mvcc::{
-    self as mvcc, CommitOutcome, Compare, CompareResult, CompareTarget, DeleteRangeRequest, Event, EventKind,
-    KeyValue, PutRequest, RangeRequest, RangeResponse, RequestOp, ResponseOp, SortOrder, SortTarget,
-    TxnRequest, TxnResponse, WriteRequest, WriteResponse,
+    self as mvcc, CommitOutcome, DeleteRangeRequest, Event, EventKind, KeyValue, RangeRequest, RangeResponse,
+    TxnResponse, WriteRequest, WriteResponse,
 };
+use conclave_proto::etcdserverpb as pb;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tonic::Status;
 
+use crate::convert::{kv_to_pb, range_from_pb, txn_from_pb, txn_to_pb};
 use crate::errors::{consensus_status, mvcc_status};
 
 /// TTL of the lease granted for a Lock or Campaign that names no lease (etcd's
@@ -37,42 +39,9 @@ const RECHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// The commit stream the waits are driven by.
 pub type Commits = broadcast::Receiver<Arc<CommitOutcome>>;
 
-/// `<name>/`: the prefix under which the participants of `name` keep their keys.
-pub fn prefix(name: &[u8]) -> Vec<u8> {
-    let mut prefix = name.to_vec();
-    prefix.push(b'/');
-    prefix
-}
-
-/// `<name>/<lease>`, the lease formatted as Go's `%x` formats an `int64` (lowercase hex,
-/// a leading `-` for negative ids), exactly as etcd names lock and election keys.
-pub fn owner_key(name: &[u8], lease: i64) -> Vec<u8> {
-    let mut key = prefix(name);
-    let hex = if lease < 0 {
-        format!("-{:x}", lease.unsigned_abs())
-    } else {
-        format!("{lease:x}")
-    };
-    key.extend_from_slice(hex.as_bytes());
-    key
-}
-
-/// The end of the range holding every key that starts with `prefix` (clientv3's
-/// `GetPrefixRangeEnd`): the prefix with its last byte below 0xff incremented, or `"\0"`
-/// (every key from `prefix` on) if there is none.
-pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return end;
-        }
-    }
-    vec![0]
-}
-
 /// Replicates a txn and returns its response and revision.
-pub async fn txn(node: &Node, txn: TxnRequest) -> Result<(TxnResponse, i64), Status> {
+pub async fn txn(node: &Node, txn: pb::TxnRequest) -> Result<(TxnResponse, i64), Status> {
+    let txn = txn_from_pb(txn)?;
     mvcc::validate_txn(&txn, mvcc::DEFAULT_MAX_TXN_OPS).map_err(|e| mvcc_status(&e))?;
     let CommandResult { revision, outcome } = node
         .write(Command::Write(WriteRequest::Txn(txn)))
@@ -101,15 +70,6 @@ pub async fn delete(node: &Node, key: Vec<u8>) -> Result<i64, Status> {
     Ok(revision)
 }
 
-fn create_revision_is(key: &[u8], revision: i64) -> Compare {
-    Compare {
-        key: key.to_vec(),
-        range_end: Vec::new(),
-        result: CompareResult::Equal,
-        target: CompareTarget::Create(revision),
-    }
-}
-
 /// Puts `value` (with `lease`) on `key` if and only if its create revision is still
 /// `create_revision` (etcd's Proclaim). Returns whether it did, and the revision.
 pub async fn put_if_created_at(
@@ -119,17 +79,7 @@ pub async fn put_if_created_at(
     value: Vec<u8>,
     lease: i64,
 ) -> Result<(bool, i64), Status> {
-    let request = TxnRequest {
-        compare: vec![create_revision_is(key, create_revision)],
-        success: vec![RequestOp::Put(PutRequest {
-            key: key.to_vec(),
-            value,
-            lease,
-            ..Default::default()
-        })],
-        failure: Vec::new(),
-    };
-    let (response, revision) = txn(node, request).await?;
+    let (response, revision) = txn(node, queue::set_value(key, create_revision, &value, lease)).await?;
     Ok((response.succeeded, revision))
 }
 
@@ -140,68 +90,23 @@ pub async fn delete_if_created_at(
     key: &[u8],
     create_revision: i64,
 ) -> Result<(bool, i64), Status> {
-    let request = TxnRequest {
-        compare: vec![create_revision_is(key, create_revision)],
-        success: vec![RequestOp::DeleteRange(DeleteRangeRequest {
-            key: key.to_vec(),
-            ..Default::default()
-        })],
-        failure: Vec::new(),
-    };
-    let (response, revision) = txn(node, request).await?;
+    let (response, revision) = txn(node, queue::release(key, create_revision)).await?;
     Ok((response.succeeded, revision))
 }
 
-/// A participant's key after [`enqueue`].
-#[derive(Debug, Clone)]
-pub struct Queued {
-    /// The key's create revision: its place in the queue (and the fencing token).
-    pub create_revision: i64,
-    /// The key's value as stored (the new value if this call created the key).
-    pub value: Vec<u8>,
-    /// Whether this call created the key (false: the same lease already had it).
-    pub created: bool,
+/// Joins the queue (`conclave_contract::queue::join`, as etcd's Mutex.Lock and
+/// Election.Campaign) and returns this lease's place in it. The put fails with etcd's
+/// "requested lease not found" if the lease does not exist.
+pub async fn enqueue(node: &Node, key: &[u8], value: Vec<u8>, lease: i64) -> Result<queue::Place, Status> {
+    let (response, revision) = txn(node, queue::join(key, &value, lease)).await?;
+    let response = txn_to_pb(response, Some(header_at(revision)), revision);
+    queue::place(key, &value, &response).map_err(|e| Status::internal(e.to_string()))
 }
 
-/// Joins the queue: Txn If(create_revision(key) == 0) Then(Put(key, value, lease))
-/// Else(Get(key)), as etcd's Mutex.Lock and Election.Campaign. The put fails with etcd's
-/// "requested lease not found" if the lease does not exist.
-pub async fn enqueue(node: &Node, key: &[u8], value: Vec<u8>, lease: i64) -> Result<Queued, Status> {
-    let request = TxnRequest {
-        compare: vec![create_revision_is(key, 0)],
-        success: vec![RequestOp::Put(PutRequest {
-            key: key.to_vec(),
-            value: value.clone(),
-            lease,
-            ..Default::default()
-        })],
-        failure: vec![RequestOp::Range(RangeRequest {
-            key: key.to_vec(),
-            ..Default::default()
-        })],
-    };
-    let (response, revision) = txn(node, request).await?;
-    if response.succeeded {
-        return Ok(Queued {
-            create_revision: revision,
-            value,
-            created: true,
-        });
-    }
-    match response.responses.into_iter().next() {
-        Some(ResponseOp::Range(RangeResponse { kvs, .. })) => match kvs.into_iter().next() {
-            Some(kv) => Ok(Queued {
-                create_revision: kv.create_revision,
-                value: kv.value,
-                created: false,
-            }),
-            None => Err(Status::internal(
-                "the key compared as existing but was not found in the same txn",
-            )),
-        },
-        _ => Err(Status::internal(
-            "state machine answered a txn get with another response",
-        )),
+fn header_at(revision: i64) -> pb::ResponseHeader {
+    pb::ResponseHeader {
+        revision,
+        ..Default::default()
     }
 }
 
@@ -231,18 +136,7 @@ async fn read_key(node: &Node, key: &[u8]) -> Result<(Option<KeyValue>, i64), St
 /// The key under `prefix` with the lowest create revision (the lock holder, the election
 /// leader) on this member's store, with the revision read at.
 pub async fn oldest(node: &Node, prefix: &[u8]) -> Result<(Option<KeyValue>, i64), Status> {
-    let (response, revision) = read(
-        node,
-        RangeRequest {
-            key: prefix.to_vec(),
-            range_end: prefix_end(prefix),
-            limit: 1,
-            sort_order: SortOrder::Ascend,
-            sort_target: SortTarget::Create,
-            ..Default::default()
-        },
-    )
-    .await?;
+    let (response, revision) = read(node, range_from_pb(queue::holder(prefix))?).await?;
     Ok((response.kvs.into_iter().next(), revision))
 }
 
@@ -253,24 +147,10 @@ async fn newest_before(
     prefix: &[u8],
     create_revision: i64,
 ) -> Result<(Option<KeyValue>, i64), Status> {
-    if create_revision <= 1 {
-        // Revision 1 is the empty store: nothing was created before it (and 0 would mean
-        // "no filter").
+    let Some(ahead) = queue::ahead(prefix, create_revision) else {
         return Ok((None, node.store().current_revision()));
-    }
-    let (response, revision) = read(
-        node,
-        RangeRequest {
-            key: prefix.to_vec(),
-            range_end: prefix_end(prefix),
-            limit: 1,
-            sort_order: SortOrder::Descend,
-            sort_target: SortTarget::Create,
-            max_create_revision: create_revision - 1,
-            ..Default::default()
-        },
-    )
-    .await?;
+    };
+    let (response, revision) = read(node, range_from_pb(ahead)?).await?;
     Ok((response.kvs.into_iter().next(), revision))
 }
 
@@ -293,7 +173,7 @@ pub async fn next_change(
                     }
                 }
                 Err(RecvError::Lagged(_)) => return Ok(()),
-                Err(RecvError::Closed) => return Err(Status::unavailable("etcdserver: server stopped")),
+                Err(RecvError::Closed) => return Err(Status::unavailable(conclave_contract::errors::STOPPED)),
             },
             () = &mut recheck => return Ok(()),
         }
@@ -316,9 +196,9 @@ impl From<Status> for WaitError {
     }
 }
 
-/// Whether `key` exists with create revision `create_revision` in `kv`.
+/// Whether `kv` (the key as read now) is still the incarnation created at `create_revision`.
 fn still_mine(kv: Option<&KeyValue>, create_revision: i64) -> bool {
-    kv.is_some_and(|kv| kv.create_revision == create_revision)
+    queue::holds(kv.cloned().map(kv_to_pb).as_ref(), create_revision)
 }
 
 /// Waits until `key` (created at `create_revision`) is the oldest key under `prefix`:
@@ -445,11 +325,11 @@ pub async fn hold_turn(
     node: &Node,
     name: &[u8],
     key: &[u8],
-    queued: &Queued,
+    queued: &queue::Place,
     expired: &str,
 ) -> Result<i64, Status> {
     let mut withdraw = Withdraw::new(node.clone(), key.to_vec(), queued.create_revision, queued.created);
-    match wait_for_turn(node, &prefix(name), key, queued.create_revision).await {
+    match wait_for_turn(node, &queue::prefix(name), key, queued.create_revision).await {
         Ok(revision) => {
             withdraw.disarm();
             Ok(revision)
@@ -459,29 +339,5 @@ pub async fn hold_turn(
             Err(crate::errors::recipe_status(expired))
         }
         Err(WaitError::Failed(status)) => Err(status),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_are_named_as_etcd_names_them() {
-        assert_eq!(
-            owner_key(b"rslock", 0x2040a20857cf2e61),
-            b"rslock/2040a20857cf2e61".to_vec()
-        );
-        assert_eq!(owner_key(b"e", 255), b"e/ff".to_vec());
-        assert_eq!(owner_key(b"e", -255), b"e/-ff".to_vec());
-        assert_eq!(owner_key(b"e", i64::MIN), b"e/-8000000000000000".to_vec());
-        assert_eq!(prefix(b"n"), b"n/".to_vec());
-    }
-
-    #[test]
-    fn prefix_end_increments_the_last_byte_below_0xff() {
-        assert_eq!(prefix_end(b"n/"), b"n0".to_vec());
-        assert_eq!(prefix_end(b"a\xff"), b"b".to_vec());
-        assert_eq!(prefix_end(b"\xff\xff"), vec![0]);
     }
 }

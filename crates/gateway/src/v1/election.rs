@@ -104,8 +104,8 @@ fn required_lease(lease: Option<&str>) -> Result<i64, ApiError> {
     Ok(lease)
 }
 
-fn check_key(name: &str, key: &str) -> Result<(), ApiError> {
-    if key.strip_prefix(name).is_some_and(|rest| rest.starts_with('/')) {
+fn check_key(state: &AppState, name: &str, key: &str) -> Result<(), ApiError> {
+    if state.client.queue(name).owns(key) {
         Ok(())
     } else {
         Err(ApiError::invalid(format!(
@@ -155,7 +155,7 @@ async fn hold(
         Ok(ticket) => Ok(Holder {
             name: name.to_string(),
             key: ticket.key,
-            epoch: ticket.epoch,
+            epoch: ticket.create_revision,
             lease: lease.to_string(),
         }),
         Err(WaitError::Timeout(after)) => Err(ApiError::new(
@@ -297,8 +297,8 @@ pub async fn resign(
     P(name): P<String>,
     JsonBody(body): JsonBody<ResignBody>,
 ) -> Result<Json<Released>, ApiError> {
-    check_key(&name, &body.key)?;
-    if recipe::release(&state.client, &body.key, body.epoch).await? {
+    check_key(&state, &name, &body.key)?;
+    if recipe::release(&state.client, &name, &body.key, body.epoch).await? {
         Ok(Json(Released { released: true }))
     } else {
         Err(ApiError::new(
@@ -359,8 +359,8 @@ pub async fn unlock(
     P(name): P<String>,
     Q(query): Q<UnlockQuery>,
 ) -> Result<Json<Released>, ApiError> {
-    check_key(&name, &query.key)?;
-    if recipe::release(&state.client, &query.key, query.epoch).await? {
+    check_key(&state, &name, &query.key)?;
+    if recipe::release(&state.client, &name, &query.key, query.epoch).await? {
         Ok(Json(Released { released: true }))
     } else {
         Err(ApiError::new(

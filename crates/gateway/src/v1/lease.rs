@@ -4,10 +4,6 @@
 //! a lock under a lease calls `POST /v1/leases/{id}/keepalive` well within the TTL
 //! (every third of it, say).
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -69,16 +65,6 @@ pub struct Revoked {
     pub revoked: bool,
 }
 
-/// A fresh positive lease ID, so that a grant can be retried without creating a second
-/// lease (a retry of a grant that applied answers "lease already exists").
-fn fresh_lease_id() -> i64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut hasher = RandomState::new().build_hasher();
-    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    hasher.write_u32(std::process::id());
-    (hasher.finish() >> 2) as i64 | 1 << 32
-}
-
 /// `POST /v1/leases`: grants a lease.
 #[utoipa::path(post, path = "/v1/leases", tag = "leases",
     request_body = GrantBody,
@@ -95,7 +81,8 @@ pub async fn grant(
     }
     let (id, chosen_here) = match body.id.as_deref() {
         Some(id) => (parse_lease(id)?, false),
-        None => (fresh_lease_id(), true),
+        // Chosen here, so a retried grant that did apply is recognised.
+        None => (conclave_contract::lease_id::fresh(), true),
     };
     let ttl = body.ttl;
     let granted = state
@@ -107,7 +94,9 @@ pub async fn grant(
             {
                 Ok(response) => Ok(response.into_inner().ttl),
                 // Our own earlier attempt applied (an ID we just chose is ours alone).
-                Err(status) if chosen_here && status.message().contains("lease already exists") => Ok(ttl),
+                Err(status) if chosen_here && status.message() == conclave_contract::errors::LEASE_EXISTS => {
+                    Ok(ttl)
+                }
                 Err(status) => Err(status),
             }
         })

@@ -10,7 +10,7 @@ use super::EtcdApi;
 use crate::errors::consensus_status;
 
 /// etcd's message for malformed peer URLs.
-const INVALID_URLS: &str = "etcdserver: given member URLs are invalid";
+use conclave_contract::errors::INVALID_PEER_URLS as INVALID_URLS;
 
 fn member_to_pb(member: &Member) -> pb::Member {
     pb::Member {

@@ -19,11 +19,12 @@ use tonic::{Request, Response, Status};
 
 use super::EtcdApi;
 use crate::convert::kv_to_pb;
-use crate::errors::{
-    consensus_status, recipe_status, ELECTION_NOT_LEADER, ELECTION_NO_LEADER, ELECTION_SESSION_EXPIRED,
-    MISSING_LEADER_KEY,
-};
+use crate::errors::{consensus_status, recipe_status};
 use crate::recipes;
+use conclave_contract::errors::{
+    ELECTION_NOT_LEADER, ELECTION_NO_LEADER, ELECTION_SESSION_EXPIRED, MISSING_LEADER_KEY,
+};
+use conclave_contract::queue;
 
 /// Observe responses buffered for a slow client.
 const OBSERVE_BUFFER: usize = 16;
@@ -92,7 +93,7 @@ impl Election for EtcdApi {
         let request = request.into_inner();
         self.check_size(&request)?;
         let lease = recipes::session_lease(&self.node, request.lease).await?;
-        let key = recipes::owner_key(&request.name, lease);
+        let key = queue::owner_key(&request.name, lease);
         let queued = recipes::enqueue(&self.node, &key, request.value.clone(), lease).await?;
         if !queued.created && queued.value != request.value {
             // Campaigning again with another value proclaims it (etcd's Campaign).
@@ -152,7 +153,7 @@ impl Election for EtcdApi {
             .linearizable_barrier()
             .await
             .map_err(|e| consensus_status(&e))?;
-        let (leader, revision) = recipes::oldest(&self.node, &recipes::prefix(&request.name)).await?;
+        let (leader, revision) = recipes::oldest(&self.node, &queue::prefix(&request.name)).await?;
         let kv: KeyValue = leader.ok_or_else(|| recipe_status(ELECTION_NO_LEADER))?;
         Ok(Response::new(pb::LeaderResponse {
             header: self.header(revision),
@@ -170,7 +171,7 @@ impl Election for EtcdApi {
         let request = request.into_inner();
         self.check_size(&request)?;
         let (out, responses) = mpsc::channel(OBSERVE_BUFFER);
-        tokio::spawn(self.clone().observe_leader(recipes::prefix(&request.name), out));
+        tokio::spawn(self.clone().observe_leader(queue::prefix(&request.name), out));
         Ok(Response::new(Box::pin(ReceiverStream::new(responses))))
     }
 

@@ -12,8 +12,9 @@ use conclave_proto::v3lockpb::lock_server::Lock;
 use tonic::{Request, Response, Status};
 
 use super::EtcdApi;
-use crate::errors::MUTEX_SESSION_EXPIRED;
 use crate::recipes;
+use conclave_contract::errors::MUTEX_SESSION_EXPIRED;
+use conclave_contract::queue;
 
 #[tonic::async_trait]
 impl Lock for EtcdApi {
@@ -23,7 +24,7 @@ impl Lock for EtcdApi {
         let request = request.into_inner();
         self.check_size(&request)?;
         let lease = recipes::session_lease(&self.node, request.lease).await?;
-        let key = recipes::owner_key(&request.name, lease);
+        let key = queue::owner_key(&request.name, lease);
         let queued = recipes::enqueue(&self.node, &key, Vec::new(), lease).await?;
         let revision =
             recipes::hold_turn(&self.node, &request.name, &key, &queued, MUTEX_SESSION_EXPIRED).await?;

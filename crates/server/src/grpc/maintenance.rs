@@ -72,8 +72,8 @@ impl Maintenance for EtcdApi {
                 self.alarm_members(kind)?
             }
             AlarmAction::Activate | AlarmAction::Deactivate => {
-                let kind =
-                    kind.ok_or_else(|| Status::invalid_argument("etcdserver: alarm type must be given"))?;
+                let kind = kind
+                    .ok_or_else(|| Status::invalid_argument(conclave_contract::errors::ALARM_TYPE_MISSING))?;
                 let alarm = Alarm {
                     member_id: request.member_id,
                     kind,

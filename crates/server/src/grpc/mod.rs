@@ -13,10 +13,10 @@ use conclave_proto::etcdserverpb::ResponseHeader;
 use prost::Message;
 use tonic::Status;
 
-use crate::errors::REQUEST_TOO_LARGE;
 use crate::metrics::WatchGauges;
 use crate::quota::UsageGauge;
 use crate::watch::SessionSettings;
+use conclave_contract::errors::REQUEST_TOO_LARGE;
 use std::sync::Arc;
 
 /// The etcd version this server reports; etcd 3.4/3.5 clients and Kubernetes accept it.
@@ -71,7 +71,7 @@ impl EtcdApi {
     /// still names one but has not heard from it within an election timeout (cut off).
     fn require_leader_if_asked(&self, metadata: &tonic::metadata::MetadataMap) -> Result<(), Status> {
         if asks_for_leader(metadata) && !self.node.has_live_leader(self.node.election_timeout()) {
-            return Err(Status::unavailable("etcdserver: no leader"));
+            return Err(Status::unavailable(conclave_contract::errors::NO_LEADER));
         }
         Ok(())
     }

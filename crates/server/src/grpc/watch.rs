@@ -62,7 +62,9 @@ async fn end_when_leaderless(
         leaderless += 1;
         if leaderless >= NO_LEADER_TIMEOUTS {
             tracing::info!("ending a watch stream: no leader for {NO_LEADER_TIMEOUTS} election timeouts");
-            let _ = out.send(Err(Status::unavailable("etcdserver: no leader"))).await;
+            let _ = out
+                .send(Err(Status::unavailable(conclave_contract::errors::NO_LEADER)))
+                .await;
             return;
         }
     }
