@@ -10,6 +10,8 @@ pub mod alarms;
 pub mod bootstrap;
 pub mod codec;
 pub mod error;
+#[cfg(test)]
+mod golden;
 pub mod identity;
 pub mod leases;
 pub mod lessor;

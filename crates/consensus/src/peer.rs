@@ -11,7 +11,7 @@ use crate::node::DEFAULT_GROUP;
 use crate::types::{Command, CommandResult, MemberNode};
 
 /// A request one member sends another.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PeerRequest {
     /// Propose this command (the receiver must be the leader).
     Write(Command),
@@ -36,7 +36,7 @@ pub enum PeerRequest {
 }
 
 /// A membership change requested through etcd's Cluster API.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MembershipChange {
     /// MemberAdd: a new member with these peer URLs, voter or learner.
     Add {
@@ -82,7 +82,7 @@ pub enum MembershipRefusal {
 }
 
 /// The answer to a [`PeerRequest`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PeerReply {
     /// The forwarded command was applied on the leader, at this log index.
     Written(CommandResult, u64),

@@ -500,6 +500,9 @@ pub(crate) fn check_record(raw_key: &[u8], raw_value: &[u8]) -> Result<()> {
 }
 
 #[cfg(test)]
+mod golden;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

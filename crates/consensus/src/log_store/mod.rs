@@ -38,7 +38,7 @@ pub const DEFAULT_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 
 /// One record of the log file.
 #[derive(Debug, Serialize, Deserialize)]
-enum WalRecord {
+pub(crate) enum WalRecord {
     Entries(Vec<Entry>),
     Vote(Vote),
     Committed(Option<LogId>),
@@ -57,7 +57,7 @@ enum WalRecord {
 /// valid `WalRecord` (checked by a test). Lets the writer put each entry in a record of
 /// its own without cloning it, so no record grows with the size of a batch.
 #[derive(Serialize)]
-enum EntriesRef<'a> {
+pub(crate) enum EntriesRef<'a> {
     Entries(&'a [Entry]),
 }
 
