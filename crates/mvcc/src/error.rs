@@ -4,7 +4,7 @@
 ///
 /// Guarantees: the etcd variants display etcd's exact error message, so a caller maps
 /// each to its gRPC code (see the etcd error table) and passes `to_string()` through.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MvccError {
     /// Empty key in a request, compare or op (gRPC InvalidArgument).
     #[error("etcdserver: key is not provided")]
@@ -40,7 +40,6 @@ pub enum MvccError {
     /// A stored record failed its checksum or format check; the message names the record.
     #[error("mvcc corrupt record: {0}")]
     Corrupt(String),
-    // New variants go last: errors travel serialised (postcard numbers variants).
     /// A lease grant names an id that is already granted (gRPC FailedPrecondition).
     #[error("etcdserver: lease already exists")]
     LeaseExists,

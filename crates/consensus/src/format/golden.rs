@@ -1,4 +1,6 @@
 //! Golden files of every kind this crate stores or sends: `tests/golden/v1/<kind>/<case>`.
+//! The files were written by the build before this module (postcard of the in-memory
+//! types), so passing here means layout 1 is that build's format.
 //!
 //! Each case is a sample value; its file must decode to the sample and the sample must
 //! encode to the file. The samples are walked by exhaustive matches (no `_` arm), so a new
@@ -14,18 +16,16 @@ use conclave_mvcc::{
 };
 use conclave_testkit::golden::Coverage;
 use conclave_testkit::{golden_variant as variant, GoldenSet};
-use openraft::errors::{Fatal, RaftError};
 use openraft::impls::leader_id_adv::LeaderId;
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderError,
     TransferLeaderRequest, VoteRequest, VoteResponse,
 };
-use openraft::type_config::TypeConfigExt;
-use openraft::{EntryPayload, Membership, StorageError};
+use openraft::{EntryPayload, Membership};
 
-use crate::codec;
+use crate::format::{self, kind, Kind, RemoteFatal};
 use crate::identity::Identity;
-use crate::log_store::{EntriesRef, WalRecord};
+use crate::log_store::WalRecord;
 use crate::peer::{MembershipChange, MembershipRefusal, PeerReply, PeerRequest};
 use crate::types::{
     Alarm, AlarmChange, AlarmKind, Command, CommandResult, Entry, LogId, MemberNode, SnapshotMeta,
@@ -33,9 +33,9 @@ use crate::types::{
 };
 
 type C = TypeConfig;
-type VoteResult = Result<VoteResponse<C>, RaftError<C>>;
-type AppendResult = Result<AppendEntriesResponse<C>, RaftError<C>>;
-type SnapshotResult = Result<SnapshotResponse<C>, Fatal<C>>;
+type VoteResult = Result<VoteResponse<C>, RemoteFatal>;
+type AppendResult = Result<AppendEntriesResponse<C>, RemoteFatal>;
+type SnapshotResult = Result<SnapshotResponse<C>, RemoteFatal>;
 
 // ---- sample builders -------------------------------------------------------------------
 
@@ -344,10 +344,6 @@ fn snapshot_metas() -> Vec<(&'static str, SnapshotMeta)> {
     ]
 }
 
-fn storage_error() -> StorageError<C> {
-    StorageError::write(C::err_from_string("disk is full"))
-}
-
 // ---- coverage ---------------------------------------------------------------------------
 
 fn walk_command(cov: &mut Coverage, command: &Command) {
@@ -537,19 +533,12 @@ fn walk_refusal(cov: &mut Coverage, refusal: &MembershipRefusal) {
     });
 }
 
-fn walk_fatal(cov: &mut Coverage, fatal: &Fatal<C>) {
-    variant!(&mut *cov, "Fatal", fatal, {
-        Fatal::StorageError(_) => "StorageError",
-        Fatal::Panicked => "Panicked",
-        Fatal::Stopped => "Stopped",
+fn walk_remote_fatal(cov: &mut Coverage, fatal: &RemoteFatal) {
+    variant!(&mut *cov, "RemoteFatal", fatal, {
+        RemoteFatal::Panicked => "Panicked",
+        RemoteFatal::Stopped => "Stopped",
+        RemoteFatal::StorageError => "StorageError",
     });
-}
-
-fn walk_raft_error(cov: &mut Coverage, error: &RaftError<C>) {
-    match error {
-        RaftError::APIError(never) => match *never {},
-        RaftError::Fatal(fatal) => walk_fatal(cov, fatal),
-    }
 }
 
 fn walk_append_response(cov: &mut Coverage, response: &AppendEntriesResponse<C>) {
@@ -574,12 +563,56 @@ fn golden() -> GoldenSet {
     GoldenSet::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/v1"))
 }
 
-fn enc<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, codec::CodecError> {
-    codec::encode(value)
+/// Checks kind `K`'s case `case` (its directory is the kind's name).
+fn check<K: Kind>(set: &mut GoldenSet, case: &str, sample: &K::Value)
+where
+    K::Value: std::fmt::Debug + PartialEq,
+{
+    set.check(
+        K::NAME,
+        &bin(case),
+        sample,
+        format::encode::<K>,
+        format::decode::<K>,
+    );
 }
 
-fn dec<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, codec::CodecError> {
-    codec::decode(bytes)
+/// [`check`] for values without `PartialEq` (openraft's `AppendEntriesRequest`), compared
+/// by their full `Debug` text.
+fn check_debug<K: Kind>(set: &mut GoldenSet, case: &str, sample: &K::Value)
+where
+    K::Value: std::fmt::Debug,
+{
+    set.check_by(
+        K::NAME,
+        &bin(case),
+        sample,
+        format::encode::<K>,
+        format::decode::<K>,
+        |a, b| format!("{a:?}") == format!("{b:?}"),
+    );
+}
+
+/// The previous build sent a storage error in full (`err_storage`): it reads as an opaque
+/// [`RemoteFatal::StorageError`], which this build sends as `Fatal::Stopped`, the bytes of
+/// `err_stopped`, so the previous build reads it too.
+fn check_storage_error<K, T>(set: &mut GoldenSet, cov: &mut Coverage)
+where
+    K: Kind<Value = Result<T, RemoteFatal>>,
+    T: std::fmt::Debug + PartialEq,
+{
+    let error = Err(RemoteFatal::StorageError);
+    if let Err(fatal) = &error {
+        walk_remote_fatal(cov, fatal);
+    }
+    set.check_decode_only(K::NAME, "err_storage.bin", &error, format::decode::<K>);
+    let sent = format::encode::<K>(&error).expect("encode a storage error");
+    assert_eq!(
+        Some(sent),
+        set.read(K::NAME, "err_stopped.bin"),
+        "{}: a storage error is sent as Fatal::Stopped",
+        K::NAME
+    );
 }
 
 fn bin(case: &str) -> String {
@@ -637,14 +670,12 @@ fn wal_records() -> Vec<(String, WalRecord)> {
 fn check_wal_records(set: &mut GoldenSet, cov: &mut Coverage) {
     for (case, record) in wal_records() {
         walk_wal_record(cov, &record);
-        set.check_by("wal_record", &bin(&case), &record, enc, dec, |a, b| {
-            format!("{a:?}") == format!("{b:?}")
-        });
+        check_debug::<kind::WalRecord>(set, &case, &record);
         // The writer puts each entry in a record of its own through the borrowed form:
         // it must write the same bytes.
         if let WalRecord::Entries(entries) = &record {
             if let [entry] = entries.as_slice() {
-                let borrowed = enc(&EntriesRef::Entries(std::slice::from_ref(entry))).expect("encode");
+                let borrowed = format::encode_wal_entry(entry).expect("encode");
                 if let Some(file) = set.read("wal_record", &bin(&case)) {
                     assert_eq!(borrowed, file, "borrowed encoding of wal_record/{case}");
                 }
@@ -654,10 +685,10 @@ fn check_wal_records(set: &mut GoldenSet, cov: &mut Coverage) {
 }
 
 fn check_state_machine_meta(set: &mut GoldenSet) {
-    set.check("last_applied", "log_id.bin", &lid(9, 0xa1, 123_456), enc, dec);
-    set.check("last_applied", "log_id_zero.bin", &lid(0, 0, 0), enc, dec);
+    check::<kind::LastApplied>(set, "log_id", &lid(9, 0xa1, 123_456));
+    check::<kind::LastApplied>(set, "log_id_zero", &lid(0, 0, 0));
     for (case, membership) in stored_memberships() {
-        set.check("stored_membership", &bin(case), &membership, enc, dec);
+        check::<kind::StoredMembership>(set, case, &membership);
     }
     let alarms: Vec<Vec<Alarm>> = vec![
         Vec::new(),
@@ -673,13 +704,13 @@ fn check_state_machine_meta(set: &mut GoldenSet) {
         ],
     ];
     for (case, alarms) in ["none", "two"].into_iter().zip(alarms) {
-        set.check("alarms", &bin(case), &alarms, enc, dec);
+        check::<kind::Alarms>(set, case, &alarms);
     }
 }
 
 fn check_snapshots(set: &mut GoldenSet) {
     for (case, meta) in snapshot_metas() {
-        set.check("snapshot_meta", &bin(case), &meta, enc, dec);
+        check::<kind::SnapshotMeta>(set, case, &meta);
     }
     let batches: Vec<Vec<(Vec<u8>, Vec<u8>)>> = vec![
         Vec::new(),
@@ -690,11 +721,11 @@ fn check_snapshots(set: &mut GoldenSet) {
         ],
     ];
     for (case, batch) in ["empty", "three"].into_iter().zip(batches) {
-        set.check("snapshot_records", &bin(case), &batch, enc, dec);
+        check::<kind::SnapshotRecords>(set, case, &batch);
     }
     for (case, meta) in snapshot_metas() {
         let offer = (vote(7, 2, true), meta);
-        set.check("snapshot_offer", &bin(case), &offer, enc, dec);
+        check::<kind::SnapshotOffer>(set, case, &offer);
     }
 }
 
@@ -718,7 +749,7 @@ fn check_raft_rpcs(set: &mut GoldenSet, cov: &mut Coverage) {
         ),
     ];
     for (case, request) in vote_requests {
-        set.check("vote_request", &bin(case), &request, enc, dec);
+        check::<kind::VoteRequest>(set, case, &request);
     }
 
     let vote_results: Vec<(&str, VoteResult)> = vec![
@@ -738,18 +769,14 @@ fn check_raft_rpcs(set: &mut GoldenSet, cov: &mut Coverage) {
                 last_log_id: None,
             }),
         ),
-        ("err_stopped", Err(RaftError::Fatal(Fatal::Stopped))),
-        ("err_panicked", Err(RaftError::Fatal(Fatal::Panicked))),
-        (
-            "err_storage",
-            Err(RaftError::Fatal(Fatal::StorageError(storage_error()))),
-        ),
+        ("err_stopped", Err(RemoteFatal::Stopped)),
+        ("err_panicked", Err(RemoteFatal::Panicked)),
     ];
     for (case, result) in vote_results {
         if let Err(e) = &result {
-            walk_raft_error(cov, e);
+            walk_remote_fatal(cov, e);
         }
-        set.check("vote_result", &bin(case), &result, enc, dec);
+        check::<kind::VoteResult>(set, case, &result);
     }
 
     let append_requests = [
@@ -774,14 +801,7 @@ fn check_raft_rpcs(set: &mut GoldenSet, cov: &mut Coverage) {
     ];
     for (case, request) in append_requests {
         request.entries.iter().for_each(|e| walk_entry(cov, e));
-        set.check_by(
-            "append_entries_request",
-            &bin(case),
-            &request,
-            enc,
-            dec,
-            |a, b| format!("{a:?}") == format!("{b:?}"),
-        );
+        check_debug::<kind::AppendEntriesRequest>(set, case, &request);
     }
 
     let append_results: Vec<(&str, AppendResult)> = vec![
@@ -799,19 +819,15 @@ fn check_raft_rpcs(set: &mut GoldenSet, cov: &mut Coverage) {
             "higher_vote",
             Ok(AppendEntriesResponse::HigherVote(vote(9, 2, true))),
         ),
-        ("err_stopped", Err(RaftError::Fatal(Fatal::Stopped))),
-        ("err_panicked", Err(RaftError::Fatal(Fatal::Panicked))),
-        (
-            "err_storage",
-            Err(RaftError::Fatal(Fatal::StorageError(storage_error()))),
-        ),
+        ("err_stopped", Err(RemoteFatal::Stopped)),
+        ("err_panicked", Err(RemoteFatal::Panicked)),
     ];
     for (case, result) in append_results {
         match &result {
             Ok(response) => walk_append_response(cov, response),
-            Err(e) => walk_raft_error(cov, e),
+            Err(e) => walk_remote_fatal(cov, e),
         }
-        set.check("append_entries_result", &bin(case), &result, enc, dec);
+        check::<kind::AppendEntriesResult>(set, case, &result);
     }
 
     let transfer_requests = [
@@ -825,10 +841,10 @@ fn check_raft_rpcs(set: &mut GoldenSet, cov: &mut Coverage) {
         ),
     ];
     for (case, request) in transfer_requests {
-        set.check("transfer_leader_request", &bin(case), &request, enc, dec);
+        check::<kind::TransferLeaderRequest>(set, case, &request);
     }
 
-    type TransferResult = Result<Result<(), TransferLeaderError<C>>, Fatal<C>>;
+    type TransferResult = Result<Result<(), TransferLeaderError<C>>, RemoteFatal>;
     let transfer_results: Vec<(&str, TransferResult)> = vec![
         ("done", Ok(Ok(()))),
         (
@@ -845,28 +861,31 @@ fn check_raft_rpcs(set: &mut GoldenSet, cov: &mut Coverage) {
                 actual: None,
             })),
         ),
-        ("err_stopped", Err(Fatal::Stopped)),
-        ("err_panicked", Err(Fatal::Panicked)),
-        ("err_storage", Err(Fatal::StorageError(storage_error()))),
+        ("err_stopped", Err(RemoteFatal::Stopped)),
+        ("err_panicked", Err(RemoteFatal::Panicked)),
     ];
     for (case, result) in transfer_results {
         match &result {
             Ok(Err(e)) => walk_transfer_error(cov, e),
             Ok(Ok(())) => {}
-            Err(fatal) => walk_fatal(cov, fatal),
+            Err(fatal) => walk_remote_fatal(cov, fatal),
         }
-        set.check("transfer_leader_result", &bin(case), &result, enc, dec);
+        check::<kind::TransferLeaderResult>(set, case, &result);
     }
 
     let snapshot_results: Vec<(&str, SnapshotResult)> = vec![
         ("installed", Ok(SnapshotResponse::new(vote(7, 2, true)))),
-        ("err_stopped", Err(Fatal::Stopped)),
-        ("err_panicked", Err(Fatal::Panicked)),
-        ("err_storage", Err(Fatal::StorageError(storage_error()))),
+        ("err_stopped", Err(RemoteFatal::Stopped)),
+        ("err_panicked", Err(RemoteFatal::Panicked)),
     ];
     for (case, result) in snapshot_results {
-        set.check("snapshot_result", &bin(case), &result, enc, dec);
+        check::<kind::SnapshotResult>(set, case, &result);
     }
+
+    check_storage_error::<kind::VoteResult, _>(set, cov);
+    check_storage_error::<kind::AppendEntriesResult, _>(set, cov);
+    check_storage_error::<kind::TransferLeaderResult, _>(set, cov);
+    check_storage_error::<kind::SnapshotResult, _>(set, cov);
 }
 
 fn peer_requests() -> Vec<(String, PeerRequest)> {
@@ -990,11 +1009,11 @@ fn peer_replies() -> Vec<(String, PeerReply)> {
 fn check_peer(set: &mut GoldenSet, cov: &mut Coverage) {
     for (case, request) in peer_requests() {
         walk_peer_request(cov, &request);
-        set.check("peer_request", &bin(&case), &request, enc, dec);
+        check::<kind::PeerRequest>(set, &case, &request);
     }
     for (case, reply) in peer_replies() {
         walk_peer_reply(cov, &reply);
-        set.check("peer_reply", &bin(&case), &reply, enc, dec);
+        check::<kind::PeerReply>(set, &case, &reply);
     }
 }
 
@@ -1009,8 +1028,8 @@ fn check_identity(set: &mut GoldenSet) {
         "member_identity",
         "member.json",
         &identity,
-        serde_json::to_vec_pretty,
-        |b| serde_json::from_slice(b),
+        format::identity::to_json,
+        format::identity::from_json,
     );
 }
 
@@ -1046,7 +1065,7 @@ fn every_kind_matches_its_golden_files() {
         "PeerReply",
         "PeerReply::Membership",
         "MembershipRefusal",
-        "Fatal",
+        "RemoteFatal",
         "AppendEntriesResponse",
         "TransferLeaderError",
     ]);
