@@ -128,9 +128,21 @@ impl GoldenSet {
         }
     }
 
-    /// The bytes of a golden file (e.g. to compare two encodings with each other).
-    pub fn read(&self, kind: &str, case: &str) -> Option<Vec<u8>> {
-        fs::read(self.dir.join(kind).join(case)).ok()
+    /// Checks that `bytes` (another way of encoding, named `what`) equal the golden file
+    /// `<dir>/<kind>/<case>`, which some other check claims. Nothing is created.
+    pub fn check_bytes(&mut self, kind: &str, case: &str, what: &str, bytes: &[u8]) {
+        let path = self.dir.join(kind).join(case);
+        match fs::read(&path) {
+            Ok(file) if file == bytes => {}
+            Ok(file) => self.problems.push(format!(
+                "{}: {what} gives other bytes\n{}",
+                path.display(),
+                describe_difference(&file, bytes)
+            )),
+            Err(e) => self
+                .problems
+                .push(format!("{}: {what}: cannot read it ({e})", path.display())),
+        }
     }
 
     /// Fails (panics) with every problem found, including files that no case claimed.

@@ -607,12 +607,7 @@ where
     }
     set.check_decode_only(K::NAME, "err_storage.bin", &error, format::decode::<K>);
     let sent = format::encode::<K>(&error).expect("encode a storage error");
-    assert_eq!(
-        Some(sent),
-        set.read(K::NAME, "err_stopped.bin"),
-        "{}: a storage error is sent as Fatal::Stopped",
-        K::NAME
-    );
+    set.check_bytes(K::NAME, "err_stopped.bin", "sending a storage error", &sent);
 }
 
 fn bin(case: &str) -> String {
@@ -676,9 +671,7 @@ fn check_wal_records(set: &mut GoldenSet, cov: &mut Coverage) {
         if let WalRecord::Entries(entries) = &record {
             if let [entry] = entries.as_slice() {
                 let borrowed = format::encode_wal_entry(entry).expect("encode");
-                if let Some(file) = set.read("wal_record", &bin(&case)) {
-                    assert_eq!(borrowed, file, "borrowed encoding of wal_record/{case}");
-                }
+                set.check_bytes(kind::WalRecord::NAME, &bin(&case), "encode_wal_entry", &borrowed);
             }
         }
     }
