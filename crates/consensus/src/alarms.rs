@@ -1,7 +1,7 @@
 //! etcd's alarms, replicated through Raft so every member refuses the same writes.
 
-use crate::codec;
 use crate::error::{ConsensusError, Result};
+use crate::format::{self, kind};
 use crate::node::Node;
 use crate::state_machine::ALARMS;
 use crate::types::{Alarm, AlarmChange, Command};
@@ -10,7 +10,9 @@ impl Node {
     /// The raised alarms, as applied on this member.
     pub fn alarms(&self) -> Result<Vec<Alarm>> {
         match self.store().app_meta(ALARMS).map_err(ConsensusError::Rejected)? {
-            Some(bytes) => Ok(codec::decode(&bytes).map_err(|e| ConsensusError::Storage(e.to_string()))?),
+            Some(bytes) => {
+                format::decode::<kind::Alarms>(&bytes).map_err(|e| ConsensusError::Storage(e.to_string()))
+            }
             None => Ok(Vec::new()),
         }
     }

@@ -43,8 +43,8 @@ pub enum ConsensusError {
     Fatal(String),
 }
 
-impl From<crate::codec::CodecError> for ConsensusError {
-    fn from(e: crate::codec::CodecError) -> Self {
+impl From<crate::format::FormatError> for ConsensusError {
+    fn from(e: crate::format::FormatError) -> Self {
         ConsensusError::Storage(e.to_string())
     }
 }

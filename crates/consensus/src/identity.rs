@@ -1,21 +1,20 @@
 //! A member's identity on disk: which member and which cluster a data dir belongs to.
 //!
 //! Written once, when the data dir is first used, as `member.json` (fsynced, renamed into
-//! place). A node refuses a data dir whose identity does not match its flags, so a typo in
-//! `--name` or `--data-dir` cannot make one member impersonate another.
+//! place; its JSON is `crate::format::identity`'s). A node refuses a data dir whose
+//! identity does not match its flags, so a typo in `--name` or `--data-dir` cannot make
+//! one member impersonate another.
 
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-
-use serde::{Deserialize, Serialize};
 
 use crate::error::{ConsensusError, Result};
 
 const FILE: &str = "member.json";
 
 /// Who this data dir belongs to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     /// The member's `--name`.
     pub name: String,
@@ -36,7 +35,7 @@ impl Identity {
     pub fn load(data_dir: &Path) -> Result<Option<Identity>> {
         let path = path(data_dir);
         match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            Ok(bytes) => crate::format::identity::from_json(&bytes).map(Some).map_err(|e| {
                 ConsensusError::Config(format!(
                     "{} is not a valid member identity ({e}); the data dir is damaged or not a Conclave data dir",
                     path.display()
@@ -52,7 +51,8 @@ impl Identity {
         fs::create_dir_all(data_dir)?;
         let tmp = data_dir.join(format!("{FILE}.tmp"));
         let mut file = fs::File::create(&tmp)?;
-        let bytes = serde_json::to_vec_pretty(self).map_err(|e| ConsensusError::Storage(e.to_string()))?;
+        let bytes =
+            crate::format::identity::to_json(self).map_err(|e| ConsensusError::Storage(e.to_string()))?;
         file.write_all(&bytes)?;
         file.sync_all()?;
         fs::rename(&tmp, path(data_dir))?;

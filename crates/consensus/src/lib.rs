@@ -8,8 +8,8 @@
 
 pub mod alarms;
 pub mod bootstrap;
-pub mod codec;
 pub mod error;
+pub mod format;
 pub mod identity;
 pub mod leases;
 pub mod lessor;

@@ -1,7 +1,7 @@
 //! The Raft transport, client side: openraft's `RaftNetworkV2` over the tonic
 //! `conclave.raft.RaftService` on each member's peer URL.
 //!
-//! Messages are openraft values in the versioned envelope of [`crate::codec`], tagged with
+//! Messages are encoded by [`crate::format`] (a versioned envelope per kind), tagged with
 //! the Raft group they belong to. Outgoing connections bind to this member's peer IP when it
 //! listens on a specific one, so a member's traffic is identifiable by source address.
 
@@ -16,21 +16,17 @@ use conclave_mvcc::GroupId;
 use conclave_proto::raftpb::raft_service_client::RaftServiceClient;
 use conclave_proto::raftpb::{RaftRequest, SnapshotChunk};
 use openraft::alias::SnapshotOf;
-use openraft::errors::{
-    Fatal, NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable,
-};
+use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
     TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::AnyError;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use tokio::io::AsyncReadExt;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::codec;
+use crate::format::{self, kind, Kind, RemoteFatal};
 use crate::snapshot::SnapshotFile;
 use crate::types::{MemberNode, TypeConfig, Vote};
 
@@ -153,22 +149,22 @@ fn status_error<E: std::error::Error>(status: tonic::Status) -> RPCError<TypeCon
 }
 
 impl PeerClient {
-    async fn call<Req, Resp, E>(
+    /// Sends `request` as kind `Q` and reads the answer as kind `A`.
+    async fn call<Q, A, T>(
         &mut self,
         method: Method,
-        request: &Req,
+        request: &Q::Value,
         option: &RPCOption,
-    ) -> Result<Resp, RPCError<TypeConfig>>
+    ) -> Result<T, RPCError<TypeConfig>>
     where
-        Req: Serialize,
-        Resp: DeserializeOwned,
-        E: DeserializeOwned + std::fmt::Display,
+        Q: Kind,
+        A: Kind<Value = Result<T, RemoteFatal>>,
     {
         let mut client = self
             .channels
             .client(&self.node)
             .map_err(|e| RPCError::Unreachable(unreachable(e)))?;
-        let payload = codec::encode(request).map_err(|e| RPCError::Network(network(e)))?;
+        let payload = format::encode::<Q>(request).map_err(|e| RPCError::Network(network(e)))?;
         let mut req = tonic::Request::new(RaftRequest {
             group_id: self.group.0,
             payload,
@@ -182,8 +178,8 @@ impl PeerClient {
             Method::TransferLeader => client.transfer_leader(req).await,
         }
         .map_err(status_error)?;
-        let result: Result<Resp, E> =
-            codec::decode(&reply.into_inner().payload).map_err(|e| RPCError::Network(network(e)))?;
+        let result =
+            format::decode::<A>(&reply.into_inner().payload).map_err(|e| RPCError::Network(network(e)))?;
         // The only error a peer's Raft returns here is that its core stopped: treat the
         // peer as unreachable so replication backs off until it is restarted.
         result.map_err(|e| {
@@ -211,7 +207,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.call::<_, _, RaftError<TypeConfig>>(Method::Append, &rpc, &option)
+        self.call::<kind::AppendEntriesRequest, kind::AppendEntriesResult, _>(Method::Append, &rpc, &option)
             .await
     }
 
@@ -220,7 +216,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.call::<_, _, RaftError<TypeConfig>>(Method::Vote, &rpc, &option)
+        self.call::<kind::VoteRequest, kind::VoteResult, _>(Method::Vote, &rpc, &option)
             .await
     }
 
@@ -229,7 +225,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.call::<_, _, RaftError<TypeConfig>>(Method::PreVote, &rpc, &option)
+        self.call::<kind::VoteRequest, kind::VoteResult, _>(Method::PreVote, &rpc, &option)
             .await
     }
 
@@ -238,8 +234,12 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         req: TransferLeaderRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.call::<_, _, Fatal<TypeConfig>>(Method::TransferLeader, &req, &option)
-            .await
+        self.call::<kind::TransferLeaderRequest, kind::TransferLeaderResult, _>(
+            Method::TransferLeader,
+            &req,
+            &option,
+        )
+        .await
     }
 
     async fn full_snapshot(
@@ -253,8 +253,8 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             .channels
             .client(&self.node)
             .map_err(|e| StreamingError::Unreachable(unreachable(e)))?;
-        let meta =
-            codec::encode(&(vote, snapshot.meta.clone())).map_err(|e| StreamingError::Network(network(e)))?;
+        let meta = format::encode::<kind::SnapshotOffer>(&(vote, snapshot.meta.clone()))
+            .map_err(|e| StreamingError::Network(network(e)))?;
         let mut file = tokio::fs::File::open(&snapshot.snapshot.path)
             .await
             .map_err(|e| StreamingError::Network(network(format!("open snapshot: {e}"))))?;
@@ -317,8 +317,8 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             tonic::Code::Unavailable => StreamingError::Unreachable(unreachable(status.message())),
             _ => StreamingError::Network(network(status.message())),
         })?;
-        let result: Result<SnapshotResponse<TypeConfig>, Fatal<TypeConfig>> =
-            codec::decode(&reply.into_inner().payload).map_err(|e| StreamingError::Network(network(e)))?;
+        let result = format::decode::<kind::SnapshotResult>(&reply.into_inner().payload)
+            .map_err(|e| StreamingError::Network(network(e)))?;
         result.map_err(|e| StreamingError::Network(network(e)))
     }
 }

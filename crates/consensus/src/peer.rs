@@ -4,14 +4,12 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use crate::network::PeerChannels;
 use crate::node::DEFAULT_GROUP;
 use crate::types::{Command, CommandResult, MemberNode};
 
 /// A request one member sends another.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeerRequest {
     /// Propose this command (the receiver must be the leader).
     Write(Command),
@@ -36,7 +34,7 @@ pub enum PeerRequest {
 }
 
 /// A membership change requested through etcd's Cluster API.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MembershipChange {
     /// MemberAdd: a new member with these peer URLs, voter or learner.
     Add {
@@ -59,7 +57,7 @@ pub enum MembershipChange {
 }
 
 /// Why the leader refused a membership change, with etcd's messages.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MembershipRefusal {
     /// No member has this id.
     #[error("{}", conclave_contract::errors::MEMBER_NOT_FOUND)]
@@ -82,7 +80,7 @@ pub enum MembershipRefusal {
 }
 
 /// The answer to a [`PeerRequest`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeerReply {
     /// The forwarded command was applied on the leader, at this log index.
     Written(CommandResult, u64),
@@ -125,7 +123,8 @@ pub(crate) async fn call_peer(
     let mut client = channels
         .client(node)
         .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
-    let payload = crate::codec::encode(&request).map_err(|e| tonic::Status::internal(e.to_string()))?;
+    let payload = crate::format::encode::<crate::format::kind::PeerRequest>(&request)
+        .map_err(|e| tonic::Status::internal(e.to_string()))?;
     let mut req = tonic::Request::new(conclave_proto::raftpb::RaftRequest {
         group_id: DEFAULT_GROUP.0,
         payload,
@@ -133,7 +132,8 @@ pub(crate) async fn call_peer(
     });
     req.set_timeout(timeout);
     let reply = client.forward(req).await?;
-    crate::codec::decode(&reply.into_inner().payload).map_err(|e| tonic::Status::internal(e.to_string()))
+    crate::format::decode::<crate::format::kind::PeerReply>(&reply.into_inner().payload)
+        .map_err(|e| tonic::Status::internal(e.to_string()))
 }
 
 #[cfg(test)]

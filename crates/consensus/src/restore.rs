@@ -20,8 +20,8 @@ use openraft::{LogId, Membership, RaftTypeConfig};
 use sha2::{Digest, Sha256};
 
 use crate::bootstrap::static_member_id;
-use crate::codec;
 use crate::error::{ConsensusError, Result};
+use crate::format::{self, kind};
 use crate::log_store::LogStore;
 use crate::node::NodeConfig;
 use crate::snapshot::{self, SnapshotDir};
@@ -87,8 +87,8 @@ pub(crate) async fn restore(
     let stored = StoredMembership::new(Some(log_id), membership);
 
     let mut txn = store.write_txn();
-    txn.set_app_meta(LAST_APPLIED, codec::encode(&log_id)?);
-    txn.set_app_meta(MEMBERSHIP, codec::encode(&stored)?);
+    txn.set_app_meta(LAST_APPLIED, format::encode::<kind::LastApplied>(&log_id)?);
+    txn.set_app_meta(MEMBERSHIP, format::encode::<kind::StoredMembership>(&stored)?);
     txn.remove_app_meta(ALARMS);
     txn.commit().map_err(ConsensusError::Rejected)?;
     store.flush().map_err(ConsensusError::Rejected)?;

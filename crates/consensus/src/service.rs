@@ -12,17 +12,14 @@ use std::path::PathBuf;
 use conclave_proto::raftpb::raft_service_server::{RaftService, RaftServiceServer};
 use conclave_proto::raftpb::{RaftReply, RaftRequest, SnapshotChunk};
 use openraft::alias::SnapshotOf;
-use openraft::raft::{AppendEntriesRequest, TransferLeaderRequest, VoteRequest};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::codec;
+use crate::format::{self, kind, Kind, RemoteFatal};
 use crate::node::{Node, DEFAULT_GROUP};
 use crate::peer::PeerRequest;
 use crate::snapshot::{self, SnapshotFile};
-use crate::types::{SnapshotMeta, TypeConfig, Vote};
+use crate::types::TypeConfig;
 
 /// Largest message accepted on the peer port: a replication batch of entries, each
 /// bounded by the client request limit (see the Raft config in `node`).
@@ -83,14 +80,14 @@ impl PeerService {
         Ok(())
     }
 
-    fn decode<T: DeserializeOwned>(&self, request: &RaftRequest) -> Result<T, Status> {
+    fn decode<K: Kind>(&self, request: &RaftRequest) -> Result<K::Value, Status> {
         self.check_origin(request.group_id, request.cluster_id)?;
-        codec::decode(&request.payload).map_err(|e| Status::invalid_argument(e.to_string()))
+        format::decode::<K>(&request.payload).map_err(|e| Status::invalid_argument(e.to_string()))
     }
 }
 
-fn reply<T: Serialize>(value: &T) -> Result<Response<RaftReply>, Status> {
-    let payload = codec::encode(value).map_err(|e| Status::internal(e.to_string()))?;
+fn reply<K: Kind>(value: &K::Value) -> Result<Response<RaftReply>, Status> {
+    let payload = format::encode::<K>(value).map_err(|e| Status::internal(e.to_string()))?;
     Ok(Response::new(RaftReply { payload }))
 }
 
@@ -111,17 +108,17 @@ impl Drop for IncomingFile {
 #[tonic::async_trait]
 impl RaftService for PeerService {
     async fn vote(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
-        let rpc: VoteRequest<TypeConfig> = self.decode(request.get_ref())?;
-        reply(&self.node.raft().vote(rpc).await)
+        let rpc = self.decode::<kind::VoteRequest>(request.get_ref())?;
+        reply::<kind::VoteResult>(&self.node.raft().vote(rpc).await.map_err(RemoteFatal::from))
     }
 
     async fn pre_vote(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
-        let rpc: VoteRequest<TypeConfig> = self.decode(request.get_ref())?;
-        reply(&self.node.raft().pre_vote(rpc).await)
+        let rpc = self.decode::<kind::VoteRequest>(request.get_ref())?;
+        reply::<kind::VoteResult>(&self.node.raft().pre_vote(rpc).await.map_err(RemoteFatal::from))
     }
 
     async fn append_entries(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
-        let rpc: AppendEntriesRequest<TypeConfig> = self.decode(request.get_ref())?;
+        let rpc = self.decode::<kind::AppendEntriesRequest>(request.get_ref())?;
         let answer = self.node.raft().append_entries(rpc).await;
         if let Ok(response) = &answer {
             // Heard from a leader this member accepts (not a stale one it refused).
@@ -129,12 +126,13 @@ impl RaftService for PeerService {
                 self.node.note_leader_contact();
             }
         }
-        reply(&answer)
+        reply::<kind::AppendEntriesResult>(&answer.map_err(RemoteFatal::from))
     }
 
     async fn transfer_leader(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
-        let rpc: TransferLeaderRequest<TypeConfig> = self.decode(request.get_ref())?;
-        reply(&self.node.raft().handle_transfer_leader(rpc).await)
+        let rpc = self.decode::<kind::TransferLeaderRequest>(request.get_ref())?;
+        let answer = self.node.raft().handle_transfer_leader(rpc).await;
+        reply::<kind::TransferLeaderResult>(&answer.map_err(RemoteFatal::from))
     }
 
     async fn install_snapshot(
@@ -147,8 +145,8 @@ impl RaftService for PeerService {
             .await
             .ok_or_else(|| Status::invalid_argument("empty snapshot stream"))??;
         self.check_origin(first.group_id, first.cluster_id)?;
-        let (vote, meta): (Vote, SnapshotMeta) =
-            codec::decode(&first.meta).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let (vote, meta) = format::decode::<kind::SnapshotOffer>(&first.meta)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
 
         // Written to a temporary file chunk by chunk, then verified whole before openraft
         // sees it: a broken transfer is an error for the sender, never a failed install.
@@ -191,13 +189,13 @@ impl RaftService for PeerService {
         // An adopted file has moved; one that was not (older than ours, or failed) is
         // removed by the guard.
         drop(guard);
-        reply(&response)
+        reply::<kind::SnapshotResult>(&response.map_err(RemoteFatal::from))
     }
 
     async fn forward(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
         let request = request.into_inner();
-        let peer_request: PeerRequest =
-            codec::decode(&request.payload).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let peer_request = format::decode::<kind::PeerRequest>(&request.payload)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
         // A member that is joining or identifying itself does not know the cluster id yet.
         let introduction = matches!(peer_request, PeerRequest::Join(_) | PeerRequest::Identify(_));
         if introduction && request.cluster_id == 0 {
@@ -210,6 +208,6 @@ impl RaftService for PeerService {
         } else {
             self.check_origin(request.group_id, request.cluster_id)?;
         }
-        reply(&self.node.handle_peer(peer_request).await)
+        reply::<kind::PeerReply>(&self.node.handle_peer(peer_request).await)
     }
 }

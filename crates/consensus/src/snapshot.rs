@@ -3,7 +3,7 @@
 //!
 //! Layout: the magic `CNCLSNP1`, then frames `[len: u32 LE][envelope]` — first the
 //! snapshot meta, then batches of raw state-machine records — and a zero-length frame as
-//! the end marker. Every frame carries its own crc (see [`crate::codec`]), so a file is
+//! the end marker. Every frame carries its own crc (see [`crate::format`]), so a file is
 //! checked as it is streamed and never needs to be held in memory whole.
 
 use std::fs::{self, File};
@@ -11,7 +11,7 @@ use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::codec;
+use crate::format::{self, kind};
 use crate::types::SnapshotMeta;
 
 const MAGIC: &[u8; 8] = b"CNCLSNP1";
@@ -115,13 +115,13 @@ impl SnapshotDir {
         let file = File::create(&tmp)?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
         out.write_all(MAGIC)?;
-        write_frame(&mut out, &codec::encode(meta)?)?;
+        write_frame(&mut out, &format::encode::<kind::SnapshotMeta>(meta)?)?;
         let mut batch: Vec<Record> = Vec::with_capacity(RECORDS_PER_FRAME);
         let mut batch_bytes = 0usize;
         let mut count = 0u64;
         let flush_batch = |batch: &mut Vec<Record>, out: &mut BufWriter<File>| -> io::Result<()> {
             if !batch.is_empty() {
-                write_frame(out, &codec::encode(&*batch)?)?;
+                write_frame(out, &format::encode::<kind::SnapshotRecords>(batch)?)?;
                 batch.clear();
             }
             Ok(())
@@ -215,7 +215,7 @@ impl Iterator for RecordReader {
                 self.done = true;
                 return None;
             }
-            match codec::decode::<Vec<Record>>(&frame) {
+            match format::decode::<kind::SnapshotRecords>(&frame) {
                 Ok(batch) => self.pending = batch.into_iter(),
                 Err(e) => {
                     self.done = true;
@@ -234,7 +234,8 @@ pub fn open_records(path: &Path) -> io::Result<(SnapshotMeta, RecordReader)> {
     if &magic != MAGIC {
         return Err(bad(path, "wrong magic"));
     }
-    let meta: SnapshotMeta = codec::decode(&read_frame(&mut input, path)?).map_err(|e| bad(path, e))?;
+    let meta =
+        format::decode::<kind::SnapshotMeta>(&read_frame(&mut input, path)?).map_err(|e| bad(path, e))?;
     Ok((
         meta,
         RecordReader {

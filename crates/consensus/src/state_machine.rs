@@ -19,7 +19,7 @@ use openraft::{EntryPayload, OptionalSend};
 use prometheus::Histogram;
 use tokio::sync::broadcast;
 
-use crate::codec;
+use crate::format::{self, kind};
 use crate::snapshot::{self, SnapshotDir, SnapshotFile};
 use crate::types::{
     Alarm, AlarmChange, Command, CommandResult, LogId, SnapshotMeta, StoredMembership, TypeConfig,
@@ -119,11 +119,11 @@ impl StateMachine {
 
     fn read_meta(&self) -> io::Result<(Option<LogId>, StoredMembership)> {
         let applied = match self.store.app_meta(LAST_APPLIED).map_err(storage_error)? {
-            Some(bytes) => Some(codec::decode::<LogId>(&bytes)?),
+            Some(bytes) => Some(format::decode::<kind::LastApplied>(&bytes)?),
             None => None,
         };
         let membership = match self.store.app_meta(MEMBERSHIP).map_err(storage_error)? {
-            Some(bytes) => codec::decode::<StoredMembership>(&bytes)?,
+            Some(bytes) => format::decode::<kind::StoredMembership>(&bytes)?,
             None => StoredMembership::default(),
         };
         Ok((applied, membership))
@@ -135,7 +135,7 @@ impl StateMachine {
     /// expect), then answers its clients.
     fn commit_batch(&self, mut txn: conclave_mvcc::WriteTxn<'_>, batch: ApplyBatch) -> Result<(), io::Error> {
         if let Some(log_id) = &batch.last {
-            txn.set_app_meta(LAST_APPLIED, codec::encode(log_id)?);
+            txn.set_app_meta(LAST_APPLIED, format::encode::<kind::LastApplied>(log_id)?);
         }
         let started = Instant::now();
         let committed = txn.commit().map_err(storage_error)?;
@@ -200,17 +200,17 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     let alarms = match batch.alarms.take() {
                         Some(alarms) => alarms,
                         None => match self.store.app_meta(ALARMS).map_err(storage_error)? {
-                            Some(bytes) => codec::decode(&bytes)?,
+                            Some(bytes) => format::decode::<kind::Alarms>(&bytes)?,
                             None => Vec::new(),
                         },
                     };
                     let alarms = apply_alarm_change(alarms, change);
-                    txn.set_app_meta(ALARMS, codec::encode(&alarms)?);
+                    txn.set_app_meta(ALARMS, format::encode::<kind::Alarms>(&alarms)?);
                     batch.alarms = Some(alarms);
                 }
                 EntryPayload::Membership(membership) => {
                     let stored = StoredMembership::new(Some(log_id), membership.clone());
-                    txn.set_app_meta(MEMBERSHIP, codec::encode(&stored)?);
+                    txn.set_app_meta(MEMBERSHIP, format::encode::<kind::StoredMembership>(&stored)?);
                 }
             }
             batch.last = Some(log_id);
@@ -308,9 +308,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             // only ever equal the announced snapshot.
             let mut txn = store.write_txn();
             if let Some(log_id) = &meta.last_log_id {
-                txn.set_app_meta(LAST_APPLIED, codec::encode(log_id)?);
+                txn.set_app_meta(LAST_APPLIED, format::encode::<kind::LastApplied>(log_id)?);
             }
-            txn.set_app_meta(MEMBERSHIP, codec::encode(&meta.last_membership)?);
+            txn.set_app_meta(
+                MEMBERSHIP,
+                format::encode::<kind::StoredMembership>(&meta.last_membership)?,
+            );
             txn.commit().map_err(storage_error)?;
             store.flush().map_err(storage_error)?;
             snapshots.adopt(&meta, data)?;

@@ -1,17 +1,16 @@
 //! The openraft type configuration and the commands Conclave replicates.
 //!
 //! Everything openraft-specific is named here once, so an openraft bump touches this crate
-//! only.
+//! only. These are in-memory types: how they are stored and sent is `crate::format`'s.
 
 use std::fmt;
 
 use conclave_mvcc::{MvccError, WriteRequest, WriteResponse};
-use serde::{Deserialize, Serialize};
 
 /// A member's identity and addresses, replicated as part of the Raft membership so that
 /// every node knows how to reach every other (peer URLs) and what to tell clients
 /// (client URLs).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MemberNode {
     /// The member's `--name`.
     pub name: String,
@@ -28,7 +27,7 @@ impl fmt::Display for MemberNode {
 }
 
 /// A state-machine command: one entry of the replicated log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// An etcd KV or lease mutation (put, delete range, txn, compact, lease changes).
     Write(WriteRequest),
@@ -37,7 +36,7 @@ pub enum Command {
 }
 
 /// etcd's alarm types.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AlarmKind {
     /// A member's store exceeded its quota: writes are refused until disarmed.
     NoSpace,
@@ -46,7 +45,7 @@ pub enum AlarmKind {
 }
 
 /// One raised alarm.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Alarm {
     /// The member the alarm is about.
     pub member_id: u64,
@@ -55,7 +54,7 @@ pub struct Alarm {
 }
 
 /// A change to the replicated alarm list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AlarmChange {
     /// Raise this alarm.
     Activate(Alarm),
@@ -81,7 +80,7 @@ impl fmt::Display for Command {
 }
 
 /// What applying one [`Command`] produced, returned to the client that proposed it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandResult {
     /// The store revision after the command was applied (the response header revision).
     pub revision: i64,
@@ -110,3 +109,5 @@ pub type Vote = openraft::alias::VoteOf<TypeConfig>;
 pub type StoredMembership = openraft::alias::StoredMembershipOf<TypeConfig>;
 /// Snapshot metadata.
 pub type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
+/// A membership: voter configs and every member's node.
+pub type Membership = openraft::Membership<u64, MemberNode>;

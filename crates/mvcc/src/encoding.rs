@@ -23,13 +23,26 @@
 //! Every value is wrapped in an envelope: format-version byte, crc32 (big-endian) of the
 //! payload, payload. [`open`] verifies both and reports [`MvccError::Corrupt`] naming
 //! the record.
+//!
+//! # Versions
+//!
+//! The version byte is the layout version of the record's kind (the tag says which kind).
+//! Every kind is at layout 1 ([`FORMAT_VERSION`]): postcard of the stored types below
+//! ([`StoredVersion`], [`HistoryRecord`], [`RevisionRecord`] with its [`StoredEventKind`],
+//! [`LeaseRecord`]), an `i64` for `m` records, a `u64` for the generation pointer of
+//! `store` (`g<group>/meta`), and raw bytes for `a` and `x`. These types are private to
+//! this module and frozen: a field or variant is never added, removed or reordered (the
+//! golden files in `tests/golden/v1/` pin their bytes). A new layout gets version 2, read
+//! beside 1 with an upgrade to the in-memory values, and is written only once every
+//! member reads it — records also travel to other members inside snapshots — which is the
+//! policy of the consensus crate's `format` module.
 
 use crate::error::{MvccError, Result};
 use crate::types::{EventKind, KeyValue};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-/// Version byte written first in every stored value.
+/// Version byte written first in every stored value: layout 1 of every record kind.
 pub(crate) const FORMAT_VERSION: u8 = 1;
 /// Version byte + crc32.
 const ENVELOPE_HEADER: usize = 5;
@@ -146,7 +159,38 @@ pub(crate) enum HistoryRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct RevisionRecord {
     pub(crate) key: Vec<u8>,
+    #[serde(with = "stored_event_kind")]
     pub(crate) kind: EventKind,
+}
+
+/// [`EventKind`] as a [`RevisionRecord`] stores it (the public type has no encoding of its
+/// own): variant 0 is a put, 1 a delete.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(crate) enum StoredEventKind {
+    Put,
+    Delete,
+}
+
+mod stored_event_kind {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::StoredEventKind;
+    use crate::types::EventKind;
+
+    pub(super) fn serialize<S: Serializer>(kind: &EventKind, serializer: S) -> Result<S::Ok, S::Error> {
+        match kind {
+            EventKind::Put => StoredEventKind::Put,
+            EventKind::Delete => StoredEventKind::Delete,
+        }
+        .serialize(serializer)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<EventKind, D::Error> {
+        Ok(match StoredEventKind::deserialize(deserializer)? {
+            StoredEventKind::Put => EventKind::Put,
+            StoredEventKind::Delete => EventKind::Delete,
+        })
+    }
 }
 
 /// A granted lease as stored (the id lives in the record key).
@@ -498,6 +542,9 @@ pub(crate) fn check_record(raw_key: &[u8], raw_value: &[u8]) -> Result<()> {
         ))),
     }
 }
+
+#[cfg(test)]
+mod golden;
 
 #[cfg(test)]
 mod tests {

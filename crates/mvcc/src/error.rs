@@ -7,7 +7,7 @@ use conclave_contract::errors;
 /// Guarantees: the etcd variants display etcd's exact error message (the texts of
 /// `conclave_contract::errors`), so a caller maps each to its gRPC code (see the etcd
 /// error table) and passes `to_string()` through.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MvccError {
     /// Empty key in a request, compare or op (gRPC InvalidArgument).
     #[error("{}", errors::KEY_NOT_PROVIDED)]
@@ -43,7 +43,6 @@ pub enum MvccError {
     /// A stored record failed its checksum or format check; the message names the record.
     #[error("mvcc corrupt record: {0}")]
     Corrupt(String),
-    // New variants go last: errors travel serialised (postcard numbers variants).
     /// A lease grant names an id that is already granted (gRPC FailedPrecondition).
     #[error("{}", errors::LEASE_EXISTS)]
     LeaseExists,

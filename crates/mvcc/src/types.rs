@@ -1,16 +1,17 @@
 //! The public data model: etcd's KV messages as plain Rust values.
 //!
-//! Every type here is `serde`-serialisable because the consensus layer ships
-//! [`WriteRequest`]s through Raft as command payloads and [`Event`]s to watchers.
+//! These are in-memory types only: the consensus layer, which ships [`WriteRequest`]s
+//! through Raft and results back to members, owns how they are encoded (its `format`
+//! module, with a frozen layout per version), and the store's own records are
+//! `encoding`'s. So fields and variants here may change without changing any stored byte.
 
-use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Identifies one Raft group's slice of the keyspace.
 ///
 /// Guarantees: every sled tree a [`crate::Store`] touches carries this id in its name, so
 /// several groups can share one `sled::Db` without seeing each other's data.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct GroupId(pub u64);
 
 impl fmt::Display for GroupId {
@@ -25,7 +26,7 @@ impl fmt::Display for GroupId {
 /// Guarantees: `version` is 1 at creation and +1 per put; `create_revision` is the
 /// revision of the put that (re)created the key since its last delete; `mod_revision` is
 /// the revision of the last put.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeyValue {
     /// The user key (never empty for a stored key).
     pub key: Vec<u8>,
@@ -42,7 +43,7 @@ pub struct KeyValue {
 }
 
 /// What an [`Event`] did to its key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventKind {
     /// The key was created or updated.
     Put,
@@ -55,7 +56,7 @@ pub enum EventKind {
 /// Guarantees: a `Put` event's `kv` is the full new version; a `Delete` event's `kv`
 /// carries only `key` and `mod_revision` (= the deletion revision), the other fields
 /// zero/empty, as etcd sends it. `prev_kv` is the version the change replaced, when known.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     /// Put or delete.
     pub kind: EventKind,
@@ -66,7 +67,7 @@ pub struct Event {
 }
 
 /// Requested order of a range result (etcd `SortOrder`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum SortOrder {
     /// No explicit order: key order, unless the sort target is not `Key`.
     #[default]
@@ -78,7 +79,7 @@ pub enum SortOrder {
 }
 
 /// Field a range result is sorted by (etcd `SortTarget`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum SortTarget {
     /// The key bytes.
     #[default]
@@ -98,7 +99,7 @@ pub enum SortTarget {
 /// `range_end`: empty = the single `key`; `"\0"` = every key `>= key`; otherwise
 /// `[key, range_end)`. `revision <= 0` reads the latest revision. `limit <= 0` is
 /// unlimited. The min/max revision filters are inactive when 0.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RangeRequest {
     /// First key (inclusive).
     pub key: Vec<u8>,
@@ -130,7 +131,7 @@ pub struct RangeRequest {
 ///
 /// Guarantees: `count` is the number of keys in the range at the read revision, before
 /// `limit` and before the min/max filters; `more` is true when `limit` cut matches off.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RangeResponse {
     /// The matching versions (empty for `count_only`).
     pub kvs: Vec<KeyValue>,
@@ -141,7 +142,7 @@ pub struct RangeResponse {
 }
 
 /// Create or update one key (etcd `PutRequest`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PutRequest {
     /// The key (must not be empty).
     pub key: Vec<u8>,
@@ -158,14 +159,14 @@ pub struct PutRequest {
 }
 
 /// Result of a put (etcd `PutResponse`, without the header).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PutResponse {
     /// The replaced version, when requested and the key existed.
     pub prev_kv: Option<KeyValue>,
 }
 
 /// Delete a key or key range (etcd `DeleteRangeRequest`); `range_end` as in [`RangeRequest`].
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeleteRangeRequest {
     /// First key (must not be empty).
     pub key: Vec<u8>,
@@ -176,7 +177,7 @@ pub struct DeleteRangeRequest {
 }
 
 /// Result of a delete (etcd `DeleteRangeResponse`, without the header).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeleteRangeResponse {
     /// Number of keys deleted.
     pub deleted: i64,
@@ -185,7 +186,7 @@ pub struct DeleteRangeResponse {
 }
 
 /// How a [`Compare`] relates the stored field to its target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CompareResult {
     /// stored == target
     Equal,
@@ -198,7 +199,7 @@ pub enum CompareResult {
 }
 
 /// Field a [`Compare`] reads, with the value it is compared to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CompareTarget {
     /// Compare `version`.
     Version(i64),
@@ -217,7 +218,7 @@ pub enum CompareTarget {
 /// Guarantees: a missing key compares as `KeyValue::default()` except that a `Value`
 /// compare on a missing key is false; with `range_end` every key in the range must satisfy
 /// the compare and an empty range behaves like a missing key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Compare {
     /// The key (must not be empty).
     pub key: Vec<u8>,
@@ -230,7 +231,7 @@ pub struct Compare {
 }
 
 /// One operation inside a txn branch (etcd `RequestOp`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RequestOp {
     /// A read; sees the earlier writes of the same txn.
     Range(RangeRequest),
@@ -243,7 +244,7 @@ pub enum RequestOp {
 }
 
 /// Result of one [`RequestOp`], in the same position (etcd `ResponseOp`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResponseOp {
     /// Result of a range.
     Range(RangeResponse),
@@ -256,7 +257,7 @@ pub enum ResponseOp {
 }
 
 /// An atomic compare-then-branch request (etcd `TxnRequest`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TxnRequest {
     /// Guards; all must hold for `success` to run, else `failure` runs.
     pub compare: Vec<Compare>,
@@ -267,7 +268,7 @@ pub struct TxnRequest {
 }
 
 /// Result of a txn (etcd `TxnResponse`, without the header).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TxnResponse {
     /// Whether the compares held (the success branch ran).
     pub succeeded: bool,
@@ -276,7 +277,7 @@ pub struct TxnResponse {
 }
 
 /// A client request that goes through Raft and is applied by [`crate::WriteTxn::execute`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteRequest {
     /// A put.
     Put(PutRequest),
@@ -315,7 +316,7 @@ pub enum WriteRequest {
 }
 
 /// One lease's remaining TTL as of a checkpoint (etcd `LeaseCheckpoint`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct LeaseCheckpoint {
     /// The lease id.
     pub id: i64,
@@ -327,7 +328,7 @@ pub struct LeaseCheckpoint {
 ///
 /// Guarantees: `keys` are exactly the live keys whose latest version carries this lease,
 /// in key order (left empty by [`crate::Store::leases`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LeaseInfo {
     /// The lease id.
     pub id: i64,
@@ -341,7 +342,7 @@ pub struct LeaseInfo {
 }
 
 /// Result of a [`WriteRequest`], variant for variant.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteResponse {
     /// Result of a put.
     Put(PutResponse),
@@ -370,7 +371,7 @@ pub enum WriteResponse {
 /// are the events of every revision this commit created, in revision and sub-revision
 /// order, each with `prev_kv` filled when the key had a previous version (empty when
 /// nothing changed).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CommitOutcome {
     /// Current revision after the commit.
     pub revision: i64,

@@ -261,6 +261,30 @@ impl Cluster {
         self.try_node(index)?.start()
     }
 
+    /// Starts stopped node `index` from `bin` instead of the binary it ran (one step of a
+    /// rolling upgrade or downgrade), with the same flags and data dir; its later restarts
+    /// use `bin` too. Handles to the node taken before refer to the stopped process.
+    pub fn restart_with_binary(&self, index: usize, bin: &Path) -> Result<()> {
+        let node = {
+            let mut nodes = self.write_nodes();
+            let count = nodes.len();
+            let slot = index
+                .checked_sub(1)
+                .and_then(|i| nodes.get_mut(i))
+                .ok_or(Error::NoSuchNode { index, count })?;
+            if let Some(pid) = slot.pid() {
+                return Err(Error::AlreadyRunning {
+                    name: slot.name().to_owned(),
+                    pid,
+                });
+            }
+            let node = Arc::new(Node::new(bin, slot.spec().clone()));
+            *slot = Arc::clone(&node);
+            node
+        };
+        node.start()
+    }
+
     /// Stops node `index` gracefully with SIGTERM and returns its exit status; see
     /// [`Node::terminate`].
     pub fn terminate(&self, index: usize) -> Result<ExitStatus> {

@@ -9,6 +9,7 @@
 //! - [`wait`]: polling a condition until a deadline ([`wait_until`]).
 //! - [`etcd`]: etcd v3 client helpers ([`client`], [`leader_index`]).
 //! - [`binary`]: finding the node binary from other crates' tests ([`node_binary`]).
+//! - [`golden`]: golden files of stored and wire formats ([`GoldenSet`]).
 //!
 //! Everything that owns a process kills it when dropped, also when a test panics; and
 //! child processes are asked by the kernel to die with the test binary (Linux
@@ -39,6 +40,7 @@ pub mod binary;
 pub mod cluster;
 pub mod error;
 pub mod etcd;
+pub mod golden;
 pub mod node;
 pub mod ports;
 pub mod proxy;
@@ -49,6 +51,7 @@ pub use binary::node_binary;
 pub use cluster::{Cluster, ClusterOptions};
 pub use error::{Error, Result};
 pub use etcd::{client, leader_index};
+pub use golden::{Coverage, GoldenSet};
 pub use node::{Node, NodeSpec};
 pub use ports::{free_port, unique_port};
 pub use proxy::{node_of_source, peer_ip, PeerProxy};

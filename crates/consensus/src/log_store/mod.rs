@@ -26,23 +26,27 @@ use openraft::entry::RaftEntry;
 use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::OptionalSend;
 use prometheus::Histogram;
-use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use crate::codec;
+use crate::format::{self, kind};
 use crate::types::{Entry, LogId, TypeConfig, Vote};
 use wal::Wal;
 
 /// Default size at which a log segment is sealed and a new one started.
 pub const DEFAULT_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 
-/// One record of the log file.
-#[derive(Debug, Serialize, Deserialize)]
-enum WalRecord {
+/// One record of the log file (encoded as `format::kind::WalRecord`).
+#[derive(Debug)]
+pub(crate) enum WalRecord {
+    /// Entries, each replacing everything from its index on.
     Entries(Vec<Entry>),
+    /// The vote.
     Vote(Vote),
+    /// The committed log id.
     Committed(Option<LogId>),
+    /// Everything up to this log id is purged.
     Purged(LogId),
+    /// Everything after this log id is removed.
     TruncatedAfter(Option<LogId>),
     /// The non-entry state, written first in every new segment.
     Checkpoint {
@@ -50,15 +54,6 @@ enum WalRecord {
         committed: Option<LogId>,
         purged: Option<LogId>,
     },
-}
-
-/// Borrowed form of [`WalRecord::Entries`] for one entry: postcard encodes a slice exactly
-/// as a `Vec`, and this enum's only variant has `Entries`' index (0), so the bytes are a
-/// valid `WalRecord` (checked by a test). Lets the writer put each entry in a record of
-/// its own without cloning it, so no record grows with the size of a batch.
-#[derive(Serialize)]
-enum EntriesRef<'a> {
-    Entries(&'a [Entry]),
 }
 
 /// The log's state: what readers see, and what replay rebuilds.
@@ -181,7 +176,7 @@ impl LogStore {
     ) -> io::Result<LogStore> {
         let mut contents = LogContents::default();
         let wal = Wal::open(dir, segment_bytes, |bytes| {
-            let record: WalRecord = codec::decode(bytes)?;
+            let record = format::decode::<kind::WalRecord>(bytes)?;
             Ok(contents.apply(record))
         })?;
         tracing::info!(
@@ -274,11 +269,12 @@ fn run_writer(
                     WalRecord::TruncatedAfter(_) | WalRecord::Checkpoint { .. } => None,
                 };
                 result = match &op.record {
+                    // One record per entry, so no record grows with the size of a batch.
                     WalRecord::Entries(entries) => entries.iter().try_for_each(|entry| {
-                        let bytes = codec::encode(&EntriesRef::Entries(std::slice::from_ref(entry)))?;
+                        let bytes = format::encode_wal_entry(entry)?;
                         wal.append(&bytes, Some(entry.index()))
                     }),
-                    other => codec::encode(other)
+                    other => format::encode::<kind::WalRecord>(other)
                         .map_err(io::Error::from)
                         .and_then(|bytes| wal.append(&bytes, max_index)),
                 };
@@ -324,7 +320,7 @@ fn rotate(wal: &mut Wal, state: &WriterState) -> io::Result<()> {
         committed: state.committed,
         purged: state.purged,
     };
-    wal.rotate(&codec::encode(&checkpoint)?)?;
+    wal.rotate(&format::encode::<kind::WalRecord>(&checkpoint)?)?;
     if let Some(purged) = &state.purged {
         wal.remove_purged_segments(purged.index())?;
     }
@@ -416,20 +412,5 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
         self.shared.lock().purge(log_id);
         self.submit(WalRecord::Purged(log_id), Done::Nothing)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_borrowed_entry_record_decodes_as_a_wal_record() {
-        let entry: Entry = openraft::testing::blank_ent::<TypeConfig>(3, 1, 42);
-        let bytes = codec::encode(&EntriesRef::Entries(std::slice::from_ref(&entry))).unwrap();
-        match codec::decode::<WalRecord>(&bytes).unwrap() {
-            WalRecord::Entries(entries) => assert_eq!(entries, vec![entry]),
-            other => panic!("decoded as {other:?}"),
-        }
     }
 }

@@ -1,7 +1,7 @@
 //! A segmented, append-only write-ahead log of length-prefixed records.
 //!
 //! Files are `<seq:016x>.wal` in one directory. A record is `[len: u32 LE][envelope]`, where
-//! the envelope (see [`crate::codec`]) carries its own format version and crc32, so a torn
+//! the envelope (see [`crate::format`]) carries its own format version and crc32, so a torn
 //! tail is recognised on replay. Only the newest segment is ever appended to; a torn record
 //! at its end (a crash mid-write) is cut off on open. Damage anywhere else refuses to open,
 //! because records after it would be silently lost.
@@ -74,7 +74,7 @@ fn read_segment(path: &Path) -> io::Result<(Vec<Vec<u8>>, u64, bool)> {
             return Ok((records, pos as u64, true));
         }
         let payload = &bytes[pos + 4..end];
-        if let Err(e) = crate::codec::verify(payload) {
+        if let Err(e) = crate::format::verify(payload) {
             if end < bytes.len() {
                 return Err(damaged(
                     path,
@@ -238,13 +238,14 @@ mod tests {
     use super::*;
 
     fn record(n: u64) -> Vec<u8> {
-        crate::codec::encode(&n).unwrap()
+        crate::format::seal(1, &n.to_le_bytes())
     }
 
     fn replay_all(dir: &Path) -> (Wal, Vec<u64>) {
         let mut seen = Vec::new();
         let wal = Wal::open(dir, 64, |bytes| {
-            let n: u64 = crate::codec::decode(bytes)?;
+            let payload = crate::format::payload(bytes)?;
+            let n = u64::from_le_bytes(payload.try_into().map_err(io::Error::other)?);
             seen.push(n);
             Ok(Some(n))
         })
