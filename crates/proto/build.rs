@@ -13,6 +13,7 @@ const PROTOS: &[&str] = &[
     "etcd/server/etcdserver/api/v3election/v3electionpb/v3election.proto",
     "etcd/server/etcdserver/api/v3lock/v3lockpb/v3lock.proto",
     "conclave/raft.proto",
+    "conclave/partition.proto",
 ];
 
 fn main() {

@@ -46,7 +46,7 @@ use crate::Client;
 
 /// A fencing epoch: the create revision of a leader's or lock holder's key. Later
 /// holders of the same election or lock always have a higher one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Epoch(pub i64);
 
 impl std::fmt::Display for Epoch {

@@ -89,6 +89,34 @@ pub enum Error {
         name: String,
     },
 
+    /// This member does not lead the partition (at the epoch asked for): another member
+    /// does (`hint`, its id — find its endpoints with the group's router), or nobody does
+    /// right now. Route the request to the leader.
+    #[error("not the leader of partition {partition} of group {group:?}{}", match hint {
+        Some(leader) => format!(" (the leader is {leader})"),
+        None => " (it has no leader right now)".to_string(),
+    })]
+    NotLeader {
+        /// The group.
+        group: String,
+        /// The partition.
+        partition: u32,
+        /// The current leader's member id, if there is one.
+        hint: Option<String>,
+    },
+
+    /// The partition's leadership moved on to a newer epoch: state read or decided under
+    /// the old one must not be acted on; re-read under `current`.
+    #[error("stale epoch for partition {partition} of group {group:?}: it is at epoch {current}")]
+    StaleEpoch {
+        /// The group.
+        group: String,
+        /// The partition.
+        partition: u32,
+        /// Its epoch now.
+        current: i64,
+    },
+
     /// The request was refused because it is malformed (empty key, too large, too many
     /// operations, ...). Retrying it unchanged will fail again.
     #[error("invalid request: {0}")]

@@ -15,6 +15,8 @@
 //!   [`Leadership::guard`] / [`LockGuard::guard`] make a txn apply only while the holder
 //!   still holds, so a deposed holder's writes are rejected by the store itself; both
 //!   stand on [`queue`], the contender queue in etcd's key layout;
+//! - [`group`]: partition groups — join with hooks delivered in order, route keys with a
+//!   documented hash, fence a partition leader's writes by its epoch;
 //! - [`cluster`]: members, status, health, snapshots, compaction, defragmentation, alarms.
 //!
 //! ```no_run
@@ -41,6 +43,7 @@ use std::time::Duration;
 pub mod cluster;
 pub mod election;
 mod error;
+pub mod group;
 pub mod kv;
 pub mod lease;
 pub mod lock;

@@ -185,7 +185,23 @@ impl Pool {
     /// Runs `call` against the next healthy endpoint (round-robin), failing over to the others on
     /// transient errors under the retry rule of `idempotency`, with exponential backoff,
     /// until the retry budget is spent.
-    pub(crate) async fn call<T, F, Fut>(&self, idempotency: Idempotency, mut call: F) -> Result<T>
+    pub(crate) async fn call<T, F, Fut>(&self, idempotency: Idempotency, call: F) -> Result<T>
+    where
+        F: FnMut(Channel) -> Fut,
+        Fut: Future<Output = std::result::Result<T, Status>>,
+    {
+        self.call_within(idempotency, self.options.request_timeout, call)
+            .await
+    }
+
+    /// [`Pool::call`] with `attempt_timeout` for each attempt instead of the configured
+    /// request timeout (for calls that wait on the server by design).
+    pub(crate) async fn call_within<T, F, Fut>(
+        &self,
+        idempotency: Idempotency,
+        attempt_timeout: Duration,
+        mut call: F,
+    ) -> Result<T>
     where
         F: FnMut(Channel) -> Fut,
         Fut: Future<Output = std::result::Result<T, Status>>,
@@ -195,13 +211,11 @@ impl Pool {
         loop {
             attempts += 1;
             let (index, channel) = self.balanced();
-            let outcome = tokio::time::timeout(self.options.request_timeout, call(channel)).await;
+            let outcome = tokio::time::timeout(attempt_timeout, call(channel)).await;
             let status = match outcome {
                 Ok(Ok(value)) => return Ok(value),
                 Ok(Err(status)) => status,
-                Err(_) => {
-                    Status::deadline_exceeded(format!("no answer within {:?}", self.options.request_timeout))
-                }
+                Err(_) => Status::deadline_exceeded(format!("no answer within {attempt_timeout:?}")),
             };
             let retry = match classify(&status) {
                 Failure::Final => return Err(Error::from_status(&status)),

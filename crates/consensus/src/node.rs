@@ -427,6 +427,28 @@ impl Node {
         self.inner.raft.metrics().borrow_watched().current_term
     }
 
+    /// Whether this member is the Raft leader now.
+    pub fn is_leader(&self) -> bool {
+        self.inner.raft.metrics().borrow_watched().state == ServerState::Leader
+    }
+
+    /// Resolves once this member's role (leader or not) or term differs from `leader` and
+    /// `term`, or Raft stopped.
+    pub async fn role_changed(&self, leader: bool, term: u64) {
+        let mut metrics = self.inner.raft.metrics();
+        loop {
+            {
+                let now = metrics.borrow_watched();
+                if (now.state == ServerState::Leader) != leader || now.current_term != term {
+                    return;
+                }
+            }
+            if metrics.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
     /// A snapshot of this member's Raft state.
     pub fn status(&self) -> NodeStatus {
         let metrics = self.inner.raft.metrics().borrow_watched().clone();

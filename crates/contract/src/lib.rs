@@ -4,6 +4,8 @@
 //! - [`errors`]: etcd's error texts, which etcd clients (Go `clientv3`'s `rpctypes`, this
 //!   SDK) match exactly; the server sends them and the SDK recognises them from here;
 //! - [`keys`]: etcd's key-range conventions (`prefix_end`);
+//! - [`groups`]: where partition groups live in the keyspace (the reserved prefix), which
+//!   the nodes write and the SDK's fencing compares name;
 //! - [`queue`]: the contender queue elections and locks share, in etcd's key layout
 //!   (`<name>/<lease id as Go's %x>`): the requests that join, inspect and leave it and
 //!   the rule that decides who is first. Pure: it builds etcd v3 messages and reads their
@@ -15,6 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod errors;
+pub mod groups;
 pub mod keys;
 pub mod lease_id;
 pub mod queue;

@@ -21,7 +21,7 @@ impl From<&str> for MemberId {
 }
 
 /// A partition of a group: `0..partitions`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PartitionId(pub u32);
 
 impl fmt::Display for PartitionId {

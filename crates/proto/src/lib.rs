@@ -7,6 +7,8 @@
 //!   stock etcd clients and `etcdctl` can talk to Conclave.
 //! * Conclave's internal peer protocol — [`raftpb`] (protobuf package `conclave.raft`) —
 //!   carrying encoded openraft messages between nodes.
+//! * Conclave's partition groups — [`partitionpb`] (package `conclave.partition.v1`) —
+//!   the `Groups` service applications use for membership, placement and routing.
 //!
 //! Every module contains prost message types plus tonic `*_client` and `*_server` submodules.
 //! The modules sit side by side at the crate root because prost refers to types of sibling
@@ -41,6 +43,13 @@ pub mod v3electionpb {
 pub mod v3lockpb {
     #![allow(missing_docs, clippy::all, clippy::pedantic, clippy::nursery)]
     tonic::include_proto!("v3lockpb");
+}
+
+/// Conclave's partition groups: membership, placement and routing for applications
+/// (protobuf package `conclave.partition.v1`).
+pub mod partitionpb {
+    #![allow(missing_docs, clippy::all, clippy::pedantic, clippy::nursery)]
+    tonic::include_proto!("conclave.partition.v1");
 }
 
 /// Conclave's node-to-node Raft transport (protobuf package `conclave.raft`).

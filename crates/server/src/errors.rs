@@ -3,6 +3,8 @@
 //! texts themselves live in `conclave_contract::errors`, which the SDK matches on too.
 
 use conclave_consensus::{ConsensusError, MembershipRefusal};
+
+use crate::groups::GroupError;
 use conclave_contract::errors;
 use conclave_mvcc::MvccError;
 use tonic::{Code, Status};
@@ -60,4 +62,32 @@ pub fn consensus_status(e: &ConsensusError) -> Status {
         }
         ConsensusError::Config(m) | ConsensusError::Storage(m) => Status::internal(m.clone()),
     }
+}
+
+/// The gRPC status for a partition-group error.
+pub fn group_status(e: &GroupError) -> Status {
+    let code = match e {
+        GroupError::NoGroup(_) | GroupError::NoMember { .. } | GroupError::NoLease(_) => Code::NotFound,
+        GroupError::GroupExists(_) | GroupError::MemberTaken { .. } => Code::AlreadyExists,
+        GroupError::Invalid(_) => Code::InvalidArgument,
+        GroupError::Precondition(_) => Code::FailedPrecondition,
+        GroupError::Busy(_) => Code::Aborted,
+        GroupError::StaleEpoch { current, .. } => {
+            let mut status = Status::failed_precondition(e.to_string());
+            if let Ok(value) = current.to_string().parse() {
+                status
+                    .metadata_mut()
+                    .insert(conclave_contract::groups::EPOCH_TRAILER, value);
+            }
+            return status;
+        }
+        GroupError::GenerationGone { .. } | GroupError::FutureGeneration { .. } => Code::OutOfRange,
+        GroupError::Timeout(_) => Code::DeadlineExceeded,
+        GroupError::Record(_) => Code::DataLoss,
+        GroupError::Store(MvccError::LeaseNotFound) => return Status::not_found(e.to_string()),
+        GroupError::Store(m) => return mvcc_status(m),
+        GroupError::Consensus(c) => return consensus_status(c),
+        GroupError::Internal(_) => Code::Internal,
+    };
+    Status::new(code, e.to_string())
 }

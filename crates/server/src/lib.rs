@@ -5,6 +5,7 @@
 pub mod config;
 pub mod convert;
 pub mod errors;
+pub mod groups;
 pub mod grpc;
 pub mod health;
 pub mod metrics;
@@ -22,6 +23,7 @@ use conclave_proto::etcdserverpb::kv_server::KvServer;
 use conclave_proto::etcdserverpb::lease_server::LeaseServer;
 use conclave_proto::etcdserverpb::maintenance_server::MaintenanceServer;
 use conclave_proto::etcdserverpb::watch_server::WatchServer;
+use conclave_proto::partitionpb::groups_server::GroupsServer;
 use conclave_proto::v3electionpb::election_server::ElectionServer;
 use conclave_proto::v3lockpb::lock_server::LockServer;
 use tokio::net::TcpListener;
@@ -122,6 +124,12 @@ pub async fn start(config: &Config) -> Result<RunningNode, StartError> {
         .set_service_status("", tonic_health::ServingStatus::NotServing)
         .await;
     tokio::spawn(health::run(node.clone(), health_reporter, stopped.clone()));
+    tokio::spawn(groups::controller::run(
+        node.clone(),
+        metrics.controller(),
+        stopped.clone(),
+    ));
+    let groups = groups::GroupsApi::new(node.clone(), config.max_request_bytes);
 
     let mut servers = Vec::new();
     for listener in client_listeners {
@@ -136,6 +144,7 @@ pub async fn start(config: &Config) -> Result<RunningNode, StartError> {
             .add_service(ClusterServer::new(api.clone()).max_decoding_message_size(max_message))
             .add_service(ElectionServer::new(api.clone()).max_decoding_message_size(max_message))
             .add_service(LockServer::new(api.clone()).max_decoding_message_size(max_message))
+            .add_service(GroupsServer::new(groups.clone()).max_decoding_message_size(max_message))
             // Joining members may name a client URL in --join.
             .add_service(PeerService::join_server(node.clone()));
         // As etcd, the client port also answers plain HTTP/1.1 for /metrics: gRPC clients

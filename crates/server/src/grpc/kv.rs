@@ -9,6 +9,7 @@ use tonic::{Request, Response, Status};
 use super::EtcdApi;
 use crate::convert;
 use crate::errors::{consensus_status, mvcc_status};
+use crate::groups::guard;
 use crate::quota;
 
 impl EtcdApi {
@@ -69,6 +70,7 @@ impl Kv for EtcdApi {
         self.check_size(&request)?;
         let put = convert::put_from_pb(request);
         mvcc::validate_put(&put).map_err(|e| mvcc_status(&e))?;
+        guard::check_put(&put.key)?;
         quota::check_space(&self.node)?;
         match self.replicate(WriteRequest::Put(put)).await? {
             (WriteResponse::Put(r), revision) => {
@@ -86,6 +88,7 @@ impl Kv for EtcdApi {
         self.check_size(&request)?;
         let delete = convert::delete_from_pb(request);
         mvcc::validate_delete_range(&delete).map_err(|e| mvcc_status(&e))?;
+        guard::check_delete(self.node.store(), &delete.key, &delete.range_end)?;
         match self.replicate(WriteRequest::DeleteRange(delete)).await? {
             (WriteResponse::DeleteRange(r), revision) => {
                 Ok(Response::new(convert::delete_to_pb(r, self.header(revision))))
@@ -99,6 +102,7 @@ impl Kv for EtcdApi {
         self.check_size(&request)?;
         let txn = convert::txn_from_pb(request)?;
         mvcc::validate_txn(&txn, self.settings.max_txn_ops).map_err(|e| mvcc_status(&e))?;
+        guard::check_txn(self.node.store(), &txn)?;
         if txn_puts(&txn) {
             quota::check_space(&self.node)?;
         }

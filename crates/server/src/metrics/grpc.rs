@@ -62,6 +62,19 @@ const METHODS: &[(&str, &str, &str)] = &[
     ("v3lockpb.Lock", "Unlock", UNARY),
     ("grpc.health.v1.Health", "Check", UNARY),
     ("grpc.health.v1.Health", "Watch", SERVER_STREAM),
+    ("conclave.partition.v1.Groups", "CreateGroup", UNARY),
+    ("conclave.partition.v1.Groups", "UpdateGroup", UNARY),
+    ("conclave.partition.v1.Groups", "DeleteGroup", UNARY),
+    ("conclave.partition.v1.Groups", "GetGroup", UNARY),
+    ("conclave.partition.v1.Groups", "ListGroups", UNARY),
+    ("conclave.partition.v1.Groups", "Join", UNARY),
+    ("conclave.partition.v1.Groups", "Leave", UNARY),
+    ("conclave.partition.v1.Groups", "Drain", UNARY),
+    ("conclave.partition.v1.Groups", "GetMap", UNARY),
+    ("conclave.partition.v1.Groups", "WatchMap", SERVER_STREAM),
+    ("conclave.partition.v1.Groups", "History", UNARY),
+    ("conclave.partition.v1.Groups", "Report", UNARY),
+    ("conclave.partition.v1.Groups", "Route", UNARY),
 ];
 
 /// Go's names of the gRPC status codes, indexed by code (what `grpc_code` shows).

@@ -11,6 +11,7 @@
 //! - read at scrape time from the Raft state and the store (leadership, term, indexes,
 //!   database size, revisions, leases), so nothing has to be instrumented for them.
 
+pub mod controller;
 pub mod grpc;
 mod process;
 
@@ -24,6 +25,7 @@ use prometheus::{Encoder, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
 use crate::grpc::ETCD_COMPAT_VERSION;
 use crate::quota::UsageGauge;
+pub use controller::ControllerMetrics;
 
 /// The path metrics are served at (etcd's).
 pub const METRICS_PATH: &str = "/metrics";
@@ -37,6 +39,7 @@ pub struct Metrics {
     watch: WatchGauges,
     grpc: grpc::GrpcCounters,
     process: process::ProcessMetrics,
+    controller: ControllerMetrics,
 }
 
 /// Gauges set from the member's state when it is scraped.
@@ -159,6 +162,7 @@ impl Metrics {
             watch,
             grpc: grpc::GrpcCounters::new()?,
             process: process::ProcessMetrics::new()?,
+            controller: ControllerMetrics::new()?,
         };
         let s = &metrics.scraped;
         let mut collectors: Vec<Box<dyn Collector>> = vec![
@@ -185,6 +189,7 @@ impl Metrics {
         collectors.extend(metrics.consensus.collectors());
         collectors.extend(metrics.grpc.collectors());
         collectors.extend(metrics.process.collectors());
+        collectors.extend(metrics.controller.collectors());
         for collector in collectors {
             metrics.registry.register(collector)?;
         }
@@ -204,6 +209,11 @@ impl Metrics {
     /// The gauges watch sessions keep up to date.
     pub fn watch(&self) -> WatchGauges {
         self.watch.clone()
+    }
+
+    /// The partition controller's metrics.
+    pub fn controller(&self) -> ControllerMetrics {
+        self.controller.clone()
     }
 
     /// The tower layer that counts gRPC calls on the client port.

@@ -1,0 +1,62 @@
+//! Keeps clients' KV writes out of the reserved prefix `/_conclave/`, where the partition
+//! controller keeps groups: only the Groups API and the controller write there, so a map
+//! is never changed behind the controller's back. Reads (and watches) are allowed.
+//!
+//! A put, a delete, or a range starting inside the prefix is refused. A range that only
+//! covers the prefix from outside (`etcdctl del --from-key ""`, `del --prefix /`) is
+//! refused only while groups exist, so wiping a cluster without groups works as on etcd.
+
+use conclave_mvcc::{RangeRequest, RequestOp, Store, TxnRequest};
+use tonic::Status;
+
+use conclave_contract::groups::{touches_reserved, RESERVED};
+
+fn refused(what: &str) -> Status {
+    Status::permission_denied(format!(
+        "{what} keys under {} reserved for Conclave's partition groups: change groups with the Groups API (conclave.partition.v1.Groups, conclavectl group ...), or delete the range below and above the prefix separately",
+        String::from_utf8_lossy(RESERVED)
+    ))
+}
+
+fn reserved_in_use(store: &Store) -> bool {
+    store
+        .range(&RangeRequest {
+            key: RESERVED.to_vec(),
+            range_end: conclave_contract::keys::prefix_end(RESERVED),
+            count_only: true,
+            ..Default::default()
+        })
+        .map_or(true, |r| r.count > 0)
+}
+
+/// Checks a client put of `key`.
+pub fn check_put(key: &[u8]) -> Result<(), Status> {
+    if key.starts_with(RESERVED) {
+        return Err(refused("the put writes"));
+    }
+    Ok(())
+}
+
+/// Checks a client delete of `[key, range_end)`.
+pub fn check_delete(store: &Store, key: &[u8], range_end: &[u8]) -> Result<(), Status> {
+    if key.starts_with(RESERVED) {
+        return Err(refused("the delete removes"));
+    }
+    if touches_reserved(key, range_end) && reserved_in_use(store) {
+        return Err(refused("the delete range covers"));
+    }
+    Ok(())
+}
+
+/// Checks every write of a client txn (both branches, nested txns included).
+pub fn check_txn(store: &Store, txn: &TxnRequest) -> Result<(), Status> {
+    for op in txn.success.iter().chain(&txn.failure) {
+        match op {
+            RequestOp::Put(put) => check_put(&put.key)?,
+            RequestOp::DeleteRange(delete) => check_delete(store, &delete.key, &delete.range_end)?,
+            RequestOp::Txn(nested) => check_txn(store, nested)?,
+            RequestOp::Range(_) => {}
+        }
+    }
+    Ok(())
+}
