@@ -94,7 +94,7 @@ impl JoinOptions {
         self
     }
 
-    fn request(&self, group: &str, lease: i64) -> pb::JoinRequest {
+    pub(crate) fn request(&self, group: &str, lease: i64) -> pb::JoinRequest {
         pb::JoinRequest {
             group: group.to_string(),
             member_id: self.member_id.clone(),

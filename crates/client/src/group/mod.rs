@@ -24,6 +24,7 @@
 //! # Ok(()) }
 //! ```
 
+mod events;
 mod feed;
 mod hooks;
 mod leadership;
@@ -36,6 +37,7 @@ use std::time::Duration;
 pub use conclave_controller::{MemberId, PartitionId};
 use conclave_proto::partitionpb as pb;
 use conclave_proto::partitionpb::groups_client::GroupsClient;
+pub use events::{MapEvent, MapEvents};
 pub use hooks::{GroupHooks, Role};
 pub use leadership::PartitionLeadership;
 pub use map::{GroupMap, MapView, MemberInfo, MemberState, PartitionInfo, ReplicaInfo, ReplicaStage};
@@ -404,6 +406,79 @@ impl Group {
             })
             .await
             .map(drop)
+    }
+
+    /// The map's changes after generation `after` (0: a snapshot first), without gap or
+    /// duplicate, resumed across member failures. Ends with an error when the group is
+    /// deleted.
+    pub fn watch(&self, after: u64) -> MapEvents {
+        MapEvents::start(self.client.clone(), self.name.clone(), after)
+    }
+
+    /// Registers a member under a lease the caller keeps alive itself (what the HTTP
+    /// gateway does for its clients); no hooks run — the caller follows the map and
+    /// reports with [`Group::report`]. Joining again with the same lease updates the
+    /// registration.
+    pub async fn register(&self, options: &JoinOptions, lease: crate::LeaseId) -> Result<MemberInfo> {
+        let request = options.request(&self.name, lease.0);
+        let response = self
+            .call(Idempotency::Idempotent, |mut c| {
+                let request = request.clone();
+                async move { c.join(request).await }
+            })
+            .await?;
+        response
+            .member
+            .map(MemberInfo::from)
+            .ok_or_else(|| crate::Error::InvalidArgument("the join answer named no member".into()))
+    }
+
+    /// Reports, for member `member`, a partition ready (its data is in place) or released
+    /// (it let go), at the epoch it saw. [`crate::Error::StaleEpoch`] when the partition's
+    /// epoch moved on.
+    pub async fn report(
+        &self,
+        member: &str,
+        partition: PartitionId,
+        ready: bool,
+        epoch: Epoch,
+    ) -> Result<()> {
+        let kind = if ready {
+            pb::ReportKind::Ready
+        } else {
+            pb::ReportKind::Released
+        };
+        let request = pb::ReportRequest {
+            group: self.name.clone(),
+            member_id: member.to_string(),
+            partition: partition.0,
+            kind: kind as i32,
+            epoch: epoch.0,
+        };
+        let answer = self
+            .client
+            .pool()
+            .call(Idempotency::Idempotent, |channel| {
+                let request = request.clone();
+                async move {
+                    match GroupsClient::new(channel).report(request).await {
+                        Ok(_) => Ok(None),
+                        Err(status) => match conclave_contract::groups::stale_epoch(&status) {
+                            Some(current) => Ok(Some(current)),
+                            None => Err(status),
+                        },
+                    }
+                }
+            })
+            .await?;
+        match answer {
+            None => Ok(()),
+            Some(current) => Err(crate::Error::StaleEpoch {
+                group: self.name.clone(),
+                partition: partition.0,
+                current,
+            }),
+        }
     }
 
     /// A routing-only client of the group: follows its map without joining.
