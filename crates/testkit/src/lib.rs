@@ -3,7 +3,9 @@
 //!
 //! The pieces, by topic:
 //! - [`ports`]: free loopback ports, never handed out twice within one test binary.
-//! - [`node`]: one node process ([`Node`]), its log file and signals.
+//! - [`process`]: one child process ([`Process`]): a node, or an application process a
+//!   test drives; its log file and signals.
+//! - [`node`]: one node process ([`Node`]): its command line over a [`Process`].
 //! - [`cluster`]: a cluster of nodes in a temporary directory ([`Cluster`]).
 //! - [`proxy`]: the peer proxy that makes network partitions possible ([`PeerProxy`]).
 //! - [`wait`]: polling a condition until a deadline ([`wait_until`]).
@@ -43,6 +45,7 @@ pub mod etcd;
 pub mod golden;
 pub mod node;
 pub mod ports;
+pub mod process;
 pub mod proxy;
 mod spawn;
 pub mod wait;
@@ -54,5 +57,6 @@ pub use etcd::{client, leader_index};
 pub use golden::{Coverage, GoldenSet};
 pub use node::{Node, NodeSpec};
 pub use ports::{free_port, unique_port};
+pub use process::Process;
 pub use proxy::{node_of_source, peer_ip, PeerProxy};
 pub use wait::{wait_until, wait_until_ok, WaitError};

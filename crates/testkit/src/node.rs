@@ -1,21 +1,14 @@
 //! One `conclave` node process: its command line, its log file and the signals a test
 //! sends it.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::process::ExitStatus;
+use std::time::Duration;
 
-use crate::error::{Error, Result};
-use crate::spawn::spawn_child;
-
-/// How long [`Node::terminate`] waits for a graceful exit before it kills the node.
-pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
-/// [`Node::log_tail`] reads at most this many bytes from the end of the log.
-const MAX_TAIL_BYTES: u64 = 4 * 1024 * 1024;
+use crate::error::Result;
+use crate::process::Process;
+pub use crate::process::DEFAULT_SHUTDOWN_TIMEOUT;
 
 /// Everything needed to start one node; the same spec is used for every restart.
 #[derive(Debug, Clone)]
@@ -60,48 +53,19 @@ impl NodeSpec {
     }
 }
 
-/// The live part of a node, behind a lock so every method takes `&self`.
-#[derive(Debug, Default)]
-struct ProcessState {
-    child: Option<Child>,
-    paused: bool,
-    starts: u32,
-    last_exit: Option<ExitStatus>,
-}
-
-impl ProcessState {
-    /// Reaps the child if it has exited; returns the running child, if any.
-    fn running(&mut self) -> Option<&mut Child> {
-        let exited = match self.child.as_mut()?.try_wait() {
-            Ok(None) => return self.child.as_mut(),
-            Ok(Some(status)) => Some(status),
-            // Cannot ask: treat it as running so that kill() still tries.
-            Err(_) => return self.child.as_mut(),
-        };
-        self.last_exit = exited;
-        self.child = None;
-        self.paused = false;
-        None
-    }
-}
-
 /// A handle on one node process. Its process is killed (SIGKILL) and reaped when the
 /// handle is dropped, so a failing test leaves no node behind.
 #[derive(Debug)]
 pub struct Node {
-    bin: PathBuf,
     spec: NodeSpec,
-    state: Mutex<ProcessState>,
+    process: Process,
 }
 
 impl Node {
     /// A handle for a node run from `bin` with `spec`; nothing is started yet.
     pub fn new(bin: impl Into<PathBuf>, spec: NodeSpec) -> Node {
-        Node {
-            bin: bin.into(),
-            spec,
-            state: Mutex::new(ProcessState::default()),
-        }
+        let process = Process::new(spec.name.clone(), bin, spec.args(), spec.log_path.clone());
+        Node { spec, process }
     }
 
     /// The spec the node is started with.
@@ -124,304 +88,58 @@ impl Node {
         &self.spec.log_path
     }
 
-    /// Starts the process. Output is appended to [`NodeSpec::log_path`] after a marker
-    /// line naming the start. Fails if the process is still running.
+    /// Starts the process ([`Process::start`]).
     pub fn start(&self) -> Result<()> {
-        let mut state = self.lock();
-        if let Some(child) = state.running() {
-            return Err(Error::AlreadyRunning {
-                name: self.spec.name.clone(),
-                pid: child.id(),
-            });
-        }
-        let log_path = &self.spec.log_path;
-        if let Some(parent) = log_path.parent() {
-            fs::create_dir_all(parent)
-                .map_err(|e| Error::io(format!("creating log directory {}", parent.display()), e))?;
-        }
-        let open_log = || {
-            OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(log_path)
-                .map_err(|e| Error::io(format!("opening log file {}", log_path.display()), e))
-        };
-        let args = self.spec.args();
-        state.starts += 1;
-        let mut stdout = open_log()?;
-        let marker = format!(
-            "--- testkit: start #{} of {}: {} {} ---",
-            state.starts,
-            self.spec.name,
-            self.bin.display(),
-            args.join(" ")
-        );
-        writeln!(stdout, "{marker}")
-            .map_err(|e| Error::io(format!("writing log file {}", log_path.display()), e))?;
-        let stderr = open_log()?;
-
-        let mut command = Command::new(&self.bin);
-        command
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(stdout))
-            .stderr(Stdio::from(stderr));
-        if std::env::var_os("RUST_BACKTRACE").is_none() {
-            // A node that panics should say where in its log.
-            command.env("RUST_BACKTRACE", "1");
-        }
-        let child = spawn_child(command).map_err(|e| {
-            Error::io(
-                format!("starting {} from {}", self.spec.name, self.bin.display()),
-                e,
-            )
-        })?;
-        tracing::debug!(node = %self.spec.name, pid = child.id(), "testkit: node started");
-        state.child = Some(child);
-        state.paused = false;
-        Ok(())
+        self.process.start()
     }
 
     /// Kills the process with SIGKILL (a crash: nothing is flushed) and reaps it.
-    /// Does nothing if it is not running.
     pub fn kill(&self) -> Result<()> {
-        let mut state = self.lock();
-        let Some(child) = state.running() else {
-            return Ok(());
-        };
-        let pid = child.id();
-        // SIGKILL also ends a stopped (paused) process.
-        let status = blocking(|| {
-            child.kill()?;
-            child.wait()
-        })
-        .map_err(|e| Error::io(format!("killing {} (pid {pid})", self.spec.name), e))?;
-        state.child = None;
-        state.paused = false;
-        state.last_exit = Some(status);
-        drop(state);
-        self.note(&format!("killed {} (pid {pid}) with SIGKILL", self.spec.name));
-        Ok(())
+        self.process.kill()
     }
 
-    /// Sends SIGTERM and waits up to [`DEFAULT_SHUTDOWN_TIMEOUT`] for a graceful exit;
-    /// see [`Node::terminate_within`].
+    /// SIGTERM, and waits for the exit ([`Process::terminate`]).
     pub fn terminate(&self) -> Result<ExitStatus> {
-        self.terminate_within(DEFAULT_SHUTDOWN_TIMEOUT)
+        self.process.terminate()
     }
 
-    /// Sends SIGTERM (resuming the process first if it is paused) and waits up to
-    /// `timeout` for it to exit; returns its exit status. If it does not exit in time it
-    /// is killed and [`Error::ShutdownTimeout`] is returned with the end of its log.
+    /// SIGTERM, and waits up to `timeout` ([`Process::terminate_within`]).
     pub fn terminate_within(&self, timeout: Duration) -> Result<ExitStatus> {
-        let pid = {
-            let mut state = self.lock();
-            let paused = state.paused;
-            let Some(child) = state.running() else {
-                return Err(Error::NotRunning {
-                    name: self.spec.name.clone(),
-                });
-            };
-            let pid = child.id();
-            self.signal(pid, libc::SIGTERM, "SIGTERM")?;
-            if paused {
-                // A stopped process does not act on SIGTERM until it is continued.
-                self.signal(pid, libc::SIGCONT, "SIGCONT")?;
-                state.paused = false;
-            }
-            pid
-        };
-        self.note(&format!("sent SIGTERM to {} (pid {pid})", self.spec.name));
-
-        let deadline = Instant::now() + timeout;
-        let mut pause = Duration::from_millis(5);
-        let exited = blocking(|| loop {
-            {
-                let mut state = self.lock();
-                if state.running().is_none() {
-                    return state.last_exit;
-                }
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return None;
-            }
-            std::thread::sleep(pause.min(deadline - now));
-            pause = (pause * 2).min(Duration::from_millis(50));
-        });
-        match exited {
-            Some(status) => {
-                self.note(&format!("{} (pid {pid}) exited: {status}", self.spec.name));
-                Ok(status)
-            }
-            None => {
-                let log_tail = self.log_tail(40);
-                self.kill()?;
-                Err(Error::ShutdownTimeout {
-                    name: self.spec.name.clone(),
-                    timeout,
-                    log_tail,
-                })
-            }
-        }
+        self.process.terminate_within(timeout)
     }
 
-    /// Stops the process with SIGSTOP: it keeps its sockets but does nothing, like a
-    /// long GC pause or a hung machine. Undo with [`Node::resume`].
+    /// SIGSTOP ([`Process::pause`]).
     pub fn pause(&self) -> Result<()> {
-        let mut state = self.lock();
-        let pid = self.running_pid(&mut state)?;
-        self.signal(pid, libc::SIGSTOP, "SIGSTOP")?;
-        state.paused = true;
-        Ok(())
+        self.process.pause()
     }
 
-    /// Continues a process stopped by [`Node::pause`] (SIGCONT).
+    /// SIGCONT ([`Process::resume`]).
     pub fn resume(&self) -> Result<()> {
-        let mut state = self.lock();
-        let pid = self.running_pid(&mut state)?;
-        self.signal(pid, libc::SIGCONT, "SIGCONT")?;
-        state.paused = false;
-        Ok(())
+        self.process.resume()
     }
 
-    /// Whether the process is alive (a paused process is alive). Reaps it if it has exited.
+    /// Whether the process is alive (a paused process is alive).
     pub fn is_running(&self) -> bool {
-        self.lock().running().is_some()
+        self.process.is_running()
     }
 
-    /// Whether the process is alive and stopped by [`Node::pause`].
+    /// Whether the process is alive and paused.
     pub fn is_paused(&self) -> bool {
-        let mut state = self.lock();
-        state.running().is_some() && state.paused
+        self.process.is_paused()
     }
 
     /// The process id while the process is alive.
     pub fn pid(&self) -> Option<u32> {
-        self.lock().running().map(|child| child.id())
+        self.process.pid()
     }
 
-    /// How the last process of this node ended, once it has ended and been reaped.
+    /// How the last process of this node ended.
     pub fn last_exit_status(&self) -> Option<ExitStatus> {
-        let mut state = self.lock();
-        state.running();
-        state.last_exit
+        self.process.last_exit_status()
     }
 
-    /// The last `n_lines` lines of the node's log (all of its runs). Never fails: if the
-    /// log cannot be read, the text says why.
+    /// The last `n_lines` lines of the node's log.
     pub fn log_tail(&self, n_lines: usize) -> String {
-        match tail_lines(&self.spec.log_path, n_lines) {
-            Ok(text) => text,
-            Err(e) => format!("<cannot read log {}: {e}>", self.spec.log_path.display()),
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, ProcessState> {
-        // A panic while holding the lock leaves the state usable: every field is valid.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn running_pid(&self, state: &mut ProcessState) -> Result<u32> {
-        state
-            .running()
-            .map(|child| child.id())
-            .ok_or_else(|| Error::NotRunning {
-                name: self.spec.name.clone(),
-            })
-    }
-
-    /// Sends `signal` to `pid`; the caller holds the lock and has just seen the process
-    /// alive and unreaped, so the pid cannot have been reused.
-    fn signal(&self, pid: u32, signal: libc::c_int, signal_name: &str) -> Result<()> {
-        let Ok(raw_pid) = libc::pid_t::try_from(pid) else {
-            return Err(Error::io(
-                format!("sending {signal_name} to {}", self.spec.name),
-                io::Error::new(io::ErrorKind::InvalidInput, format!("pid {pid} out of range")),
-            ));
-        };
-        // SAFETY: kill(2) has no memory-safety preconditions.
-        if unsafe { libc::kill(raw_pid, signal) } != 0 {
-            return Err(Error::io(
-                format!("sending {signal_name} to {} (pid {pid})", self.spec.name),
-                io::Error::last_os_error(),
-            ));
-        }
-        Ok(())
-    }
-
-    /// Appends a testkit marker line to the node's log; best effort, it is only for humans.
-    fn note(&self, message: &str) {
-        let appended = OpenOptions::new()
-            .append(true)
-            .open(&self.spec.log_path)
-            .and_then(|mut log| writeln!(log, "--- testkit: {message} ---"));
-        if let Err(e) = appended {
-            tracing::warn!(node = %self.spec.name, "testkit: cannot write to node log: {e}");
-        }
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        if let Err(e) = self.kill() {
-            tracing::warn!(node = %self.spec.name, "testkit: {e}");
-        }
-    }
-}
-
-/// Runs blocking `f` without starving the tokio runtime it may be called from: on a
-/// multi-thread runtime the worker hands its tasks (e.g. the peer proxy's) to another
-/// thread first. Elsewhere `f` simply runs.
-fn blocking<R>(f: impl FnOnce() -> R) -> R {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current() {
-        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
-        _ => f(),
-    }
-}
-
-/// The last `n` lines of the file at `path`, reading backwards from its end.
-fn tail_lines(path: &Path, n: usize) -> io::Result<String> {
-    const CHUNK: u64 = 64 * 1024;
-    let mut file = File::open(path)?;
-    let len = file.metadata()?.len();
-    let mut start = len;
-    let mut buf: Vec<u8> = Vec::new();
-    let mut newlines = 0;
-    // n lines need n + 1 newlines to be sure the first of them is complete.
-    while start > 0 && newlines <= n && len - start < MAX_TAIL_BYTES {
-        let size = CHUNK.min(start);
-        start -= size;
-        file.seek(SeekFrom::Start(start))?;
-        let mut chunk = vec![0; usize::try_from(size).unwrap_or(0)];
-        file.read_exact(&mut chunk)?;
-        newlines += chunk.iter().filter(|&&b| b == b'\n').count();
-        chunk.extend_from_slice(&buf);
-        buf = chunk;
-    }
-    let text = String::from_utf8_lossy(&buf);
-    let lines: Vec<&str> = text.lines().collect();
-    let first = lines.len().saturating_sub(n);
-    Ok(lines[first..].join("\n"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tail_lines_returns_the_last_lines_across_chunks() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("log");
-        let text: String = (0..20_000).map(|i| format!("line {i}\n")).collect();
-        fs::write(&path, text).unwrap();
-        assert_eq!(
-            tail_lines(&path, 3).unwrap(),
-            "line 19997\nline 19998\nline 19999"
-        );
-        assert_eq!(tail_lines(&path, 0).unwrap(), "");
-        fs::write(&path, "only\n").unwrap();
-        assert_eq!(tail_lines(&path, 5).unwrap(), "only");
+        self.process.log_tail(n_lines)
     }
 }

@@ -139,7 +139,7 @@ pub struct Membership {
     router: Router,
     held: Arc<Mutex<Held>>,
     commands: mpsc::Sender<Command>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Membership {
@@ -153,7 +153,7 @@ impl std::fmt::Debug for Membership {
 
 impl Drop for Membership {
     fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
+        if let Some(task) = self.task.get_mut().unwrap_or_else(|p| p.into_inner()).take() {
             task.abort();
         }
     }
@@ -239,24 +239,25 @@ impl Membership {
     /// Leaves gracefully: hands everything over (the hooks run meanwhile), deregisters,
     /// and ends the session. Fails with [`Error::Timeout`] if the hand-over takes longer
     /// than `timeout` (the member stays registered and leaving).
-    pub async fn leave(mut self, timeout: Duration) -> Result<()> {
+    pub async fn leave(&self, timeout: Duration) -> Result<()> {
         self.group.leave_member(&self.me.0, timeout).await?;
         self.shut_down().await;
         Ok(())
     }
 
-    /// Stops at once: `on_leader_lost` for what it leads, then the session is revoked
-    /// (the controller moves its partitions; nothing is handed over).
-    pub async fn stop(mut self) {
+    /// Stops at once: `on_leader_lost` and `on_unassigned` for what it holds, then the
+    /// session is revoked (the controller moves its partitions; nothing is handed over).
+    pub async fn stop(&self) {
         self.shut_down().await;
     }
 
-    async fn shut_down(&mut self) {
+    async fn shut_down(&self) {
         let (tx, rx) = oneshot::channel();
         if self.commands.send(Command::Stop(tx)).await.is_ok() {
             let _ = rx.await;
         }
-        if let Some(task) = self.task.take() {
+        let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(task) = task {
             let _ = task.await;
         }
     }
@@ -330,7 +331,7 @@ impl Group {
             router: Router::from_receiver(map_rx),
             held,
             commands,
-            task: Some(task),
+            task: Mutex::new(Some(task)),
         })
     }
 }
