@@ -1,7 +1,7 @@
 # Conclave developer commands. `make cluster` and `make test` are the two a newcomer needs.
 CARGO ?= cargo
 
-.PHONY: cluster test deps build lint fmt clean bench gateway-bench chaos
+.PHONY: cluster test deps build lint fmt clean bench bench-controller gateway-bench chaos
 
 ## Start a local 3-member cluster on loopback (data in ./data).
 cluster: deps
@@ -21,6 +21,12 @@ deps:
 ## Conclave vs etcd 3.4 side by side (3 members each, loopback); writes docs/benchmarks.md.
 bench: deps
 	scripts/bench.sh
+
+## The partition controller: placement and plan time for P = 4096, R = 3 with 10 to 1,000
+## members, replicas moved on a join or leave, and crash-to-new-leader and graceful
+## hand-over times on a real cluster; writes docs/benchmarks-controller.md.
+bench-controller: deps
+	scripts/bench-controller.sh
 
 ## The HTTP gateway's overhead: requests/s and p99 through the gateway vs direct gRPC,
 ## same cluster, same run (wrk installed from Debian if missing); writes docs/benchmarks-gateway.md.

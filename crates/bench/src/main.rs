@@ -7,12 +7,15 @@
 //! conclave-bench ... range --consistency s
 //! conclave-bench ... --json mixed --read-ratio 0.9
 //! conclave-bench fsync-probe --dir /var/lib/conclave
+//! conclave-bench controller-placement --members 10,100,1000
+//! conclave-bench controller-failover --endpoints ... --kv-bin target/release/partitioned-kv
 //! ```
 //!
 //! Every workload prints ops/s, latency p50/p90/p99/p99.9/max (HDR histogram) and errors by
 //! gRPC code; `--json` prints one JSON object instead, `--out FILE` saves it as well.
 
 mod conn;
+mod controller;
 mod fsync_probe;
 mod keys;
 mod render;
@@ -141,6 +144,41 @@ enum Command {
         #[arg(long, default_value_t = 4096)]
         size: usize,
     },
+    /// The partition controller's placement and plan time and the replicas a join or a
+    /// leave moves, for simulated members (no cluster).
+    ControllerPlacement {
+        /// Partitions.
+        #[arg(long, default_value_t = 4096)]
+        partitions: u32,
+        /// Replicas per partition.
+        #[arg(long, default_value_t = 3)]
+        replicas: u32,
+        /// Member counts to measure.
+        #[arg(long, value_delimiter = ',', default_value = "10,100,1000")]
+        members: Vec<usize>,
+        /// Timed repetitions per count (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+    },
+    /// Crash-to-new-leader and graceful hand-over times of a partition group whose
+    /// members are real `partitioned-kv` instances, on the cluster at --endpoints.
+    ControllerFailover {
+        /// The `partitioned-kv` binary.
+        #[arg(long, default_value = "target/release/partitioned-kv")]
+        kv_bin: PathBuf,
+        /// Instances running at any time.
+        #[arg(long, default_value_t = 3)]
+        instances: usize,
+        /// Crashes to measure.
+        #[arg(long, default_value_t = 3)]
+        kills: usize,
+        /// Members' session TTL.
+        #[arg(long, value_parser = parse_duration, default_value = "10s")]
+        session_ttl: Duration,
+        /// Where the instances' logs go.
+        #[arg(long, default_value = "target/bench-controller")]
+        logs: PathBuf,
+    },
     /// Render docs/benchmarks.md (stdout) from a scripts/bench.sh results directory.
     Render {
         /// The results directory.
@@ -218,6 +256,48 @@ fn main() -> Result<()> {
             print!("{}", render::render(results)?);
             return Ok(());
         }
+        Command::ControllerPlacement {
+            partitions,
+            replicas,
+            members,
+            rounds,
+        } => {
+            let rows = controller::placement::run(*partitions, *replicas, members, *rounds)?;
+            if cli.common.json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                controller::placement::print(*partitions, *replicas, &rows);
+            }
+            return Ok(());
+        }
+        Command::ControllerFailover {
+            kv_bin,
+            instances,
+            kills,
+            session_ttl,
+            logs,
+        } => {
+            std::fs::create_dir_all(logs).with_context(|| format!("creating {}", logs.display()))?;
+            let spec = controller::failover::FailoverSpec {
+                endpoints: conn::parse_endpoints(&cli.common.endpoints),
+                kv_bin: kv_bin.clone(),
+                instances: *instances,
+                kills: *kills,
+                session_ttl: *session_ttl,
+                dir: logs.clone(),
+            };
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the tokio runtime")?;
+            let report = rt.block_on(controller::failover::run(&spec))?;
+            if cli.common.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                controller::failover::print(&report);
+            }
+            return Ok(());
+        }
         Command::FsyncProbe { dir, count, size } => {
             let report = fsync_probe::probe(dir, *count, *size)?;
             return cli.common.emit(&report);
@@ -246,7 +326,10 @@ fn main() -> Result<()> {
                 workloads::watch::run_watch(&ctx, watchers, put_rate).await
             }
             Command::Lease { ttl } => workloads::lease::run_lease(&ctx, ttl).await,
-            Command::FsyncProbe { .. } | Command::Render { .. } => unreachable!("handled above"),
+            Command::FsyncProbe { .. }
+            | Command::Render { .. }
+            | Command::ControllerPlacement { .. }
+            | Command::ControllerFailover { .. } => unreachable!("handled above"),
         }
     })?;
     cli.common.emit(&report)

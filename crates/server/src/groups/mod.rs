@@ -18,6 +18,8 @@ pub mod error;
 pub mod guard;
 pub mod members;
 pub mod records;
+#[cfg(test)]
+mod records_golden;
 pub mod service;
 pub mod state;
 pub mod watch;
