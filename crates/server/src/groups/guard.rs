@@ -9,7 +9,7 @@
 use conclave_mvcc::{RangeRequest, RequestOp, Store, TxnRequest};
 use tonic::Status;
 
-use conclave_contract::groups::{touches_reserved, RESERVED};
+use conclave_contract::groups::{touches_reserved, GROUPS, RESERVED};
 
 fn refused(what: &str) -> Status {
     Status::permission_denied(format!(
@@ -18,11 +18,13 @@ fn refused(what: &str) -> Status {
     ))
 }
 
-fn reserved_in_use(store: &Store) -> bool {
+/// Whether any group exists (a controller's claim alone does not count: a wipe that takes
+/// it makes the controller claim office again).
+fn groups_exist(store: &Store) -> bool {
     store
         .range(&RangeRequest {
-            key: RESERVED.to_vec(),
-            range_end: conclave_contract::keys::prefix_end(RESERVED),
+            key: GROUPS.to_vec(),
+            range_end: conclave_contract::keys::prefix_end(GROUPS),
             count_only: true,
             ..Default::default()
         })
@@ -42,7 +44,7 @@ pub fn check_delete(store: &Store, key: &[u8], range_end: &[u8]) -> Result<(), S
     if key.starts_with(RESERVED) {
         return Err(refused("the delete removes"));
     }
-    if touches_reserved(key, range_end) && reserved_in_use(store) {
+    if touches_reserved(key, range_end) && groups_exist(store) {
         return Err(refused("the delete range covers"));
     }
     Ok(())

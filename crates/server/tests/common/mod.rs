@@ -1,6 +1,8 @@
 //! Helpers shared by the node's integration tests (each test file includes this module).
 #![allow(dead_code)]
 
+pub mod scrape;
+
 use std::path::Path;
 use std::time::Duration;
 
