@@ -25,7 +25,7 @@ enum Call {
     Lost,
 }
 
-type Log = Arc<Mutex<Vec<(String, PartitionId, Call)>>>;
+type Log = Arc<Mutex<Vec<(String, PartitionId, Call, Instant)>>>;
 
 struct Recorder {
     member: String,
@@ -37,7 +37,7 @@ impl Recorder {
         self.log
             .lock()
             .unwrap()
-            .push((self.member.clone(), partition, call));
+            .push((self.member.clone(), partition, call, Instant::now()));
     }
 }
 
@@ -61,7 +61,7 @@ impl GroupHooks for Recorder {
 fn check_hook_order(log: &Log) -> usize {
     let log = log.lock().unwrap();
     let mut by: BTreeMap<(String, PartitionId), Vec<Call>> = BTreeMap::new();
-    for (member, partition, call) in log.iter() {
+    for (member, partition, call, _) in log.iter() {
         by.entry((member.clone(), *partition))
             .or_default()
             .push(call.clone());
@@ -437,5 +437,77 @@ async fn the_controller_node_dies_mid_plan_and_another_finishes_it_without_skipp
         final_map.generation
     );
     assert!(final_map.generation > killed_at);
+    check_hook_order(&log);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cut_off_leader_hears_it_lost_before_a_successor_is_elected() {
+    let cluster = common::start_cluster(3);
+    let raft_leader = common::leader(&cluster).await;
+    let cut = (1..=3).find(|i| *i != raft_leader).expect("a follower");
+    let others: Vec<usize> = (1..=3).filter(|i| *i != cut).collect();
+    let admin = common::client_of_all(&cluster).await;
+    admin.group("g").create(settings(8, 2)).await.expect("create");
+    let log: Log = Arc::default();
+    // `a` talks only to the member that will be stopped; `b` to the other two.
+    let a_client = common::client_of(&cluster, &[cut]).await;
+    let b_client = common::client_of(&cluster, &others).await;
+    let a = join(&a_client, "g", "a", "zone-0", &log).await;
+    let b = join(&b_client, "g", "b", "zone-1", &log).await;
+    let map = wait_settled(&admin, "g", 2, &["a", "b"]).await;
+    let led: Vec<PartitionId> = map
+        .partitions
+        .iter()
+        .filter(|p| p.leader.as_ref() == Some(a.id()))
+        .map(|p| p.id)
+        .collect();
+    assert!(!led.is_empty(), "a leads partitions");
+
+    cluster.pause(cut).expect("SIGSTOP");
+    let mut router = admin.group("g").router().await.expect("router");
+    router
+        .wait_for(Duration::from_secs(30), |m| {
+            led.iter()
+                .all(|p| m.partition(*p).is_some_and(|p| p.leader.as_ref() == Some(b.id())))
+        })
+        .await
+        .expect("b leads a's partitions");
+    // b's hooks follow the map: wait until they ran.
+    let elected = |log: &Log, member: &str, p: PartitionId| {
+        log.lock()
+            .unwrap()
+            .iter()
+            .filter(|(m, q, c, _)| m == member && *q == p && matches!(c, Call::Elected(_)))
+            .map(|(_, _, _, at)| *at)
+            .last()
+    };
+    conclave_testkit::wait_until("b's on_leader_elected", Duration::from_secs(10), || {
+        let log = log.clone();
+        let led = led.clone();
+        async move { led.iter().all(|p| elected(&log, "b", *p).is_some()).then_some(()) }
+    })
+    .await
+    .expect("hooks");
+    for p in &led {
+        let lost = log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(m, q, c, _)| m == "a" && q == p && *c == Call::Lost)
+            .map(|(_, _, _, at)| *at)
+            .next()
+            .unwrap_or_else(|| panic!("a never heard it lost partition {p:?}"));
+        let won = elected(&log, "b", *p).expect("elected");
+        assert!(
+            lost < won,
+            "partition {p:?}: a lost it {:?} after b was elected",
+            lost - won
+        );
+        println!(
+            "partition {p:?}: a heard it lost {:?} before b's election",
+            won - lost
+        );
+    }
+    cluster.resume(cut).expect("SIGCONT");
     check_hook_order(&log);
 }

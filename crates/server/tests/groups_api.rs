@@ -59,7 +59,9 @@ async fn map_of(api: &mut GroupsClient<Channel>, group: &str) -> pb::PartitionMa
 async fn bad_input_gets_typed_errors_and_changes_nothing() {
     let cluster = start_cluster(3);
     let mut kv = client_of(&cluster, 2).await;
-    leader_index(&cluster, Duration::from_secs(20)).await.expect("a leader");
+    leader_index(&cluster, Duration::from_secs(20))
+        .await
+        .expect("a leader");
     let mut api = groups(cluster.node(1).client_url()).await;
 
     // Settings out of range.
