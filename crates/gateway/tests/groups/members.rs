@@ -155,6 +155,9 @@ async fn an_http_member_reports_ready_leads_every_partition_and_is_routed_to_unt
         StatusCode::NOT_FOUND,
         "lease_not_found",
     );
+    let nowhere = gw.url("/v1/groups/nope/members");
+    let refused = call(&http, Method::POST, &nowhere, Some(registration.clone())).await;
+    assert_error("an unknown group", &refused, StatusCode::NOT_FOUND, "not_found");
 
     // Draining the only member moves nothing (there is nowhere to go); a leave cannot
     // hand over either, so it times out and the member stays, leaving.

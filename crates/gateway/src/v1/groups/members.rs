@@ -96,8 +96,8 @@ pub async fn register(
         Err(error) => {
             let api = ApiError::group(GroupCall::Join, error);
             // NotFound names the group or the lease; which one is a question for the
-            // cluster, not for the message's text.
-            if api.code == "not_found" && lease_gone(&state, lease).await {
+            // cluster, not for the message's text: if the group is there, the lease is not.
+            if api.code == "not_found" && group.get().await.is_ok() {
                 return Err(ApiError::new(
                     StatusCode::NOT_FOUND,
                     "lease_not_found",
@@ -106,15 +106,6 @@ pub async fn register(
             }
             Err(api)
         }
-    }
-}
-
-/// Whether `lease` certainly no longer exists.
-async fn lease_gone(state: &AppState, lease: i64) -> bool {
-    match state.client.lease_time_to_live(LeaseId(lease), false).await {
-        Ok(info) => info.ttl < 0,
-        Err(conclave_client::Error::LeaseNotFound) => true,
-        Err(_) => false,
     }
 }
 
