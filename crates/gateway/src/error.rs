@@ -12,6 +12,10 @@
 //! - 504 `outcome_unknown`: a write was sent but its outcome is unknown (it may have
 //!   applied); read before retrying. 504 `timeout`: no answer in time (for a write, the
 //!   same caveat).
+//!
+//! Partition groups ([`GroupCall`]): the same gRPC code means different things to
+//! different calls (`AlreadyExists` is a taken name for create, a member id held by
+//! another session for a join), so their failures are mapped with the call they answer.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -33,8 +37,15 @@ pub struct ErrorBody {
     /// `too_large`, `lease_not_found`, `no_leader`, `not_elected`, `locked`, `not_leader`,
     /// `not_holder`, `not_found`, `already_exists`, `failed_precondition`, `no_space`,
     /// `unavailable`, `outcome_unknown`, `timeout`, `draining`, `route_not_found`,
-    /// `method_not_allowed`, `internal`.
+    /// `method_not_allowed`, `internal`; for partition groups also `member_taken`,
+    /// `stale_epoch`, `busy`, `generation_gone`.
     pub code: String,
+    /// With `stale_epoch`: the partition's epoch now (report again at it, or re-read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_epoch: Option<i64>,
+    /// With `not_leader` for a partition: the member that leads it, when one does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leader: Option<String>,
 }
 
 /// A REST API failure: an HTTP status, a stable code and a message.
@@ -47,6 +58,26 @@ pub struct ApiError {
     pub code: &'static str,
     /// The message.
     pub message: String,
+    /// A partition's current epoch (`stale_epoch`).
+    pub current_epoch: Option<i64>,
+    /// A partition's leader (`not_leader`).
+    pub leader: Option<String>,
+}
+
+/// Which partition-group call failed: decides what an ambiguous gRPC code means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupCall {
+    /// Create, update, delete, get or list groups; read the map, route, history.
+    Group,
+    /// A member's registration: `AlreadyExists` is 409 `member_taken` (another live
+    /// session holds the id), `Aborted` is 503 `busy` (its previous session is still
+    /// being cleared: retry).
+    Join,
+    /// A graceful leave: a timeout is 504 `timeout` — the hand-over did not finish and
+    /// the member stays registered and leaving.
+    Leave,
+    /// Drain, resume, or a report (`stale_epoch`, `failed_precondition`).
+    Member,
 }
 
 impl ApiError {
@@ -56,7 +87,25 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            current_epoch: None,
+            leader: None,
         }
+    }
+
+    /// The failure of partition-group call `call`.
+    pub fn group(call: GroupCall, error: Error) -> ApiError {
+        let mut api = ApiError::from(error);
+        match (call, api.code) {
+            (GroupCall::Join, "already_exists") => api.code = "member_taken",
+            (GroupCall::Leave, "timeout") => {
+                api.message = format!(
+                    "{}: the hand-over did not finish in time; the member stays registered and leaving — keep it reporting, and leave again to wait more",
+                    api.message
+                );
+            }
+            _ => {}
+        }
+        api
     }
 
     /// 400 `invalid_argument`.
@@ -97,6 +146,8 @@ impl ApiError {
         ErrorBody {
             error: self.message.clone(),
             code: self.code.to_string(),
+            current_epoch: self.current_epoch,
+            leader: self.leader.clone(),
         }
     }
 }
@@ -128,6 +179,8 @@ fn classify(error: &Error) -> (StatusCode, &'static str, Code) {
         Error::LeaseLost { .. } => (StatusCode::CONFLICT, "lease_not_found", Code::NotFound),
         Error::LeadershipLost { .. } => (StatusCode::CONFLICT, "not_leader", Code::FailedPrecondition),
         Error::Locked { .. } => (StatusCode::CONFLICT, "locked", Code::FailedPrecondition),
+        Error::StaleEpoch { .. } => (StatusCode::CONFLICT, "stale_epoch", Code::FailedPrecondition),
+        Error::NotLeader { .. } => (StatusCode::CONFLICT, "not_leader", Code::FailedPrecondition),
         Error::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", Code::Unavailable),
         Error::OutcomeUnknown { .. } => (StatusCode::GATEWAY_TIMEOUT, "outcome_unknown", Code::Unavailable),
         Error::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "timeout", Code::DeadlineExceeded),
@@ -135,6 +188,9 @@ fn classify(error: &Error) -> (StatusCode, &'static str, Code) {
             Code::NotFound => (StatusCode::NOT_FOUND, "not_found", *code),
             Code::AlreadyExists => (StatusCode::CONFLICT, "already_exists", *code),
             Code::FailedPrecondition => (StatusCode::CONFLICT, "failed_precondition", *code),
+            // "Not yet, unchanged": nothing applied, the same request will succeed shortly
+            // (a member id whose previous session is still being cleared).
+            Code::Aborted => (StatusCode::SERVICE_UNAVAILABLE, "busy", *code),
             Code::ResourceExhausted if message == errors::NO_SPACE => {
                 (StatusCode::INSUFFICIENT_STORAGE, "no_space", *code)
             }
@@ -155,7 +211,13 @@ impl From<Error> for ApiError {
     fn from(error: Error) -> ApiError {
         let (status, code, _) = classify(&error);
         metrics::upstream_error(code);
-        ApiError::new(status, code, error.to_string())
+        let mut api = ApiError::new(status, code, error.to_string());
+        match error {
+            Error::StaleEpoch { current, .. } => api.current_epoch = Some(current),
+            Error::NotLeader { hint, .. } => api.leader = hint,
+            _ => {}
+        }
+        api
     }
 }
 
@@ -294,6 +356,61 @@ mod tests {
         });
         assert_eq!(etcd.code, Code::Unavailable);
         assert_eq!(etcd.into_response().status(), StatusCode::GATEWAY_TIMEOUT);
+    }
+
+    #[test]
+    fn group_failures_are_mapped_by_the_call_they_answer() {
+        let taken = || Error::Server {
+            code: Code::AlreadyExists,
+            message: "member m of group g is registered under another live session".into(),
+        };
+        let join = ApiError::group(GroupCall::Join, taken());
+        assert_eq!((join.status, join.code), (StatusCode::CONFLICT, "member_taken"));
+        let create = ApiError::group(GroupCall::Group, taken());
+        assert_eq!(create.code, "already_exists");
+        // A previous session still being cleared: nothing applied, retry shortly.
+        let busy = ApiError::group(
+            GroupCall::Join,
+            Error::Server {
+                code: Code::Aborted,
+                message: "previous session still holds 3 partitions".into(),
+            },
+        );
+        assert_eq!(
+            (busy.status, busy.code),
+            (StatusCode::SERVICE_UNAVAILABLE, "busy")
+        );
+        let response = busy.into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        let stale = ApiError::group(
+            GroupCall::Member,
+            Error::StaleEpoch {
+                group: "g".into(),
+                partition: 3,
+                current: 42,
+            },
+        );
+        assert_eq!((stale.status, stale.code), (StatusCode::CONFLICT, "stale_epoch"));
+        assert_eq!(stale.body().current_epoch, Some(42));
+        let leave = ApiError::group(
+            GroupCall::Leave,
+            Error::Timeout(std::time::Duration::from_secs(1)),
+        );
+        assert_eq!(
+            (leave.status, leave.code),
+            (StatusCode::GATEWAY_TIMEOUT, "timeout")
+        );
+        assert!(
+            leave.message.contains("stays registered and leaving"),
+            "{}",
+            leave.message
+        );
+        let not_leader = ApiError::from(Error::NotLeader {
+            group: "g".into(),
+            partition: 1,
+            hint: Some("m2".into()),
+        });
+        assert_eq!(not_leader.body().leader.as_deref(), Some("m2"));
     }
 
     #[test]

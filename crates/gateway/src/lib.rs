@@ -2,8 +2,9 @@
 //!
 //! It serves a REST API under `/v1` (keys, listing with bounded pages, transactions,
 //! watches as Server-Sent Events, leases, elections and locks with fencing epochs, the
-//! cluster's state), etcd's JSON gateway paths under `/v3` with etcd's JSON mapping,
-//! `/livez` `/readyz` for load balancers, `/metrics` and `/openapi.json`.
+//! cluster's state, partition groups and their map as Server-Sent Events), etcd's JSON
+//! gateway paths under `/v3` with etcd's JSON mapping, `/livez` `/readyz` for load
+//! balancers, `/metrics` and `/openapi.json`.
 //!
 //! The gateway holds no state: every request is served through the SDK
 //! ([`conclave_client::Client`]), so reads fail over between members and a write that may
@@ -158,21 +159,22 @@ impl AppState {
 
 /// Routes that bound themselves (long polls take a client timeout up to
 /// `--max-poll-timeout`), exempt from the request timeout.
-const LONG_POLLS: &[&str] = &[
-    "/v1/elections/{name}/campaign",
-    "/v1/locks/{name}",
-    "/v3/election/campaign",
-    "/v3/lock/lock",
+const LONG_POLLS: &[(Method, &str)] = &[
+    (Method::POST, "/v1/elections/{name}/campaign"),
+    (Method::POST, "/v1/locks/{name}"),
+    (Method::DELETE, "/v1/groups/{name}/members/{member}"),
+    (Method::POST, "/v3/election/campaign"),
+    (Method::POST, "/v3/lock/lock"),
 ];
 
 /// Middleware: answers 504 `timeout` when a request takes longer than
 /// `--request-timeout` (long polls excepted).
 async fn request_timeout(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let long_poll = request.method() == Method::POST
-        && request
-            .extensions()
-            .get::<MatchedPath>()
-            .is_some_and(|p| LONG_POLLS.contains(&p.as_str()));
+    let long_poll = request.extensions().get::<MatchedPath>().is_some_and(|p| {
+        LONG_POLLS
+            .iter()
+            .any(|(method, path)| method == request.method() && *path == p.as_str())
+    });
     if long_poll {
         return next.run(request).await;
     }

@@ -3,7 +3,7 @@
 
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post, MethodRouter};
+use axum::routing::{delete, get, post, MethodRouter};
 use axum::Router;
 
 use crate::error::ApiError;
@@ -91,6 +91,55 @@ pub fn build() -> Routes {
             post(v1::election::lock).delete(v1::election::unlock),
         )
         .add("/v1/cluster", &["GET"], get(v1::cluster::cluster))
+        .add(
+            "/v1/groups",
+            &["GET", "POST"],
+            get(v1::groups::settings::list).post(v1::groups::settings::create),
+        )
+        .add(
+            "/v1/groups/{name}",
+            &["GET", "PATCH", "DELETE"],
+            get(v1::groups::settings::get)
+                .patch(v1::groups::settings::update)
+                .delete(v1::groups::settings::delete),
+        )
+        .add(
+            "/v1/groups/{name}/members",
+            &["POST"],
+            post(v1::groups::members::register),
+        )
+        .add(
+            "/v1/groups/{name}/members/{member}",
+            &["DELETE"],
+            delete(v1::groups::members::leave),
+        )
+        .add(
+            "/v1/groups/{name}/members/{member}/drain",
+            &["POST"],
+            post(v1::groups::members::drain),
+        )
+        .add(
+            "/v1/groups/{name}/partitions/{partition}/report",
+            &["POST"],
+            post(v1::groups::members::report),
+        )
+        .add(
+            "/v1/groups/{name}/partitions/{partition}/leader",
+            &["GET"],
+            get(v1::groups::routing::partition_leader),
+        )
+        .add("/v1/groups/{name}/map", &["GET"], get(v1::groups::routing::map))
+        .add(
+            "/v1/groups/{name}/route",
+            &["GET"],
+            get(v1::groups::routing::route),
+        )
+        .add(
+            "/v1/groups/{name}/history",
+            &["GET"],
+            get(v1::groups::routing::history),
+        )
+        .add("/v1/groups/{name}/watch", &["GET"], get(v1::groups::watch::watch))
         // etcd's JSON gateway
         .add("/v3/kv/range", &["POST"], post(etcd::kv_range))
         .add("/v3/kv/put", &["POST"], post(etcd::kv_put))

@@ -15,6 +15,15 @@ fn openapi_path(axum_path: &str) -> String {
     axum_path.replace("{*", "{")
 }
 
+/// A request path for a route template.
+fn concrete(path: &str) -> String {
+    path.replace("{*key}", "some/key")
+        .replace("{name}", "n")
+        .replace("{id}", "42")
+        .replace("{member}", "m1")
+        .replace("{partition}", "3")
+}
+
 fn documented() -> BTreeSet<(String, String)> {
     let doc =
         serde_json::to_value(<conclave_gateway::openapi::ApiDoc as utoipa::OpenApi>::openapi()).unwrap();
@@ -67,10 +76,7 @@ async fn every_route_in_the_table_is_routed_with_its_methods() {
     let client = Client::connect_with(["127.0.0.1:9"], options).await.unwrap();
     let router = conclave_gateway::router(AppState::new(config, client));
     for (method, path) in conclave_gateway::routes::table() {
-        let uri = path
-            .replace("{*key}", "some/key")
-            .replace("{name}", "n")
-            .replace("{id}", "42");
+        let uri = concrete(path);
         let uri = if uri.starts_with("/v1/locks") && method == "DELETE" {
             format!("{uri}?key=n/1&epoch=1")
         } else {
@@ -101,10 +107,7 @@ async fn every_route_in_the_table_is_routed_with_its_methods() {
             if table.iter().any(|(m, p)| p == path && *m == method) {
                 continue;
             }
-            let uri = path
-                .replace("{*key}", "some/key")
-                .replace("{name}", "n")
-                .replace("{id}", "42");
+            let uri = concrete(path);
             let request = Request::builder()
                 .method(method)
                 .uri(&uri)

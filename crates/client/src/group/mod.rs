@@ -388,7 +388,9 @@ impl Group {
     }
 
     /// Makes member `member` leave gracefully (it must be running, to hand its partitions
-    /// over) and waits until it has, at most `timeout`.
+    /// over) and waits until it has, at most `timeout`. [`crate::Error::Timeout`] when
+    /// the hand-over did not finish within `timeout`: the member stays registered and
+    /// leaving (call again to wait more).
     pub async fn leave_member(&self, member: &str, timeout: Duration) -> Result<()> {
         let request = pb::LeaveRequest {
             group: self.name.clone(),
@@ -397,15 +399,36 @@ impl Group {
         };
         // The server waits up to `timeout`: give each attempt that long and some.
         let attempt = timeout + self.client.options().request_timeout;
-        self.client
+        let started = tokio::time::Instant::now();
+        let finished = self
+            .client
             .pool()
             .call_within(Idempotency::Idempotent, attempt, |channel| {
                 let mut call = tonic::Request::new(request.clone());
                 call.set_timeout(attempt);
-                async move { GroupsClient::new(channel).leave(call).await }
+                async move {
+                    match GroupsClient::new(channel).leave(call).await {
+                        Ok(_) => Ok(true),
+                        // The member waited the whole `timeout` and the hand-over is not
+                        // done: that is the answer, not a failure to retry (a retry would
+                        // wait `timeout` again, past what the caller allowed). An earlier
+                        // DEADLINE_EXCEEDED (a state change that kept racing) is retried.
+                        Err(status)
+                            if status.code() == tonic::Code::DeadlineExceeded
+                                && started.elapsed() >= timeout =>
+                        {
+                            Ok(false)
+                        }
+                        Err(status) => Err(status),
+                    }
+                }
             })
-            .await
-            .map(drop)
+            .await?;
+        if finished {
+            Ok(())
+        } else {
+            Err(crate::Error::Timeout(timeout))
+        }
     }
 
     /// The map's changes after generation `after` (0: a snapshot first), without gap or

@@ -88,13 +88,15 @@ pub struct Released {
     pub released: bool,
 }
 
-fn poll_timeout(state: &AppState, timeout_ms: Option<u64>) -> Duration {
+/// A long poll's wait: `timeout_ms` (default `default`), at most `--max-poll-timeout`.
+pub(crate) fn poll_timeout(state: &AppState, timeout_ms: Option<u64>, default: Duration) -> Duration {
     timeout_ms
-        .map_or(DEFAULT_POLL, Duration::from_millis)
+        .map_or(default, Duration::from_millis)
         .min(state.config.max_poll_timeout())
 }
 
-fn required_lease(lease: Option<&str>) -> Result<i64, ApiError> {
+/// A lease a request must name (not 0).
+pub(crate) fn required_lease(lease: Option<&str>) -> Result<i64, ApiError> {
     let lease = parse_lease(
         lease.ok_or_else(|| ApiError::invalid("lease is required (grant one with POST /v1/leases)"))?,
     )?;
@@ -195,7 +197,7 @@ pub async fn campaign(
     let encoding = query.encoding.unwrap_or_default();
     let lease = required_lease(body.lease.as_deref())?;
     let value = encoding.decode("value", &body.value)?;
-    let timeout = poll_timeout(&state, body.timeout_ms);
+    let timeout = poll_timeout(&state, body.timeout_ms, DEFAULT_POLL);
     hold(&state, &name, lease, &value, timeout, "not_elected")
         .await
         .map(Json)
@@ -334,7 +336,7 @@ pub async fn lock(
     JsonBody(body): JsonBody<LockBody>,
 ) -> Result<Json<Holder>, ApiError> {
     let lease = required_lease(body.lease.as_deref())?;
-    let timeout = poll_timeout(&state, body.timeout_ms);
+    let timeout = poll_timeout(&state, body.timeout_ms, DEFAULT_POLL);
     hold(&state, &name, lease, b"", timeout, "locked").await.map(Json)
 }
 

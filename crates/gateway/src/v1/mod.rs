@@ -11,6 +11,7 @@ use crate::error::ApiError;
 
 pub mod cluster;
 pub mod election;
+pub mod groups;
 pub mod kv;
 pub mod lease;
 pub mod txn;
