@@ -3,157 +3,46 @@
 //! the error paths that need no cluster. The CLI is always run as a separate process and
 //! judged by its standard output, standard error and exit code.
 
+mod common;
+
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::process::{Output, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
 
+use common::{ctl, exits_cleanly, read_lines, run_with, signal, text, Ctl, CTL, WAIT};
 use conclave_testkit::{leader_index, node_binary, unique_port, wait_until, Cluster, ClusterOptions};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdout, Command};
+use tokio::process::Command;
 
-/// The CLI binary Cargo built for these tests.
-const CTL: &str = env!("CARGO_BIN_EXE_conclavectl");
-/// A generous bound for one CLI run against a healthy cluster.
-const RUN: Duration = Duration::from_secs(20);
-/// A generous bound for a condition to hold.
-const WAIT: Duration = Duration::from_secs(20);
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
-/// The cluster and what the scenarios share.
+/// The cluster and what the scenarios share; runs `conclavectl` against every member
+/// (through [`Ctl`]).
 struct Env {
     cluster: Cluster,
-    /// Every member's client URL, comma-separated.
-    endpoints: String,
+    ctl: Ctl,
     /// Scratch space for files.
     dir: tempfile::TempDir,
 }
 
-/// A CLI command with `--endpoints`; CONCLAVE_ENDPOINTS from the caller's shell is removed
-/// so that it cannot change what is tested.
-fn ctl(endpoints: &str, args: &[&str]) -> Command {
-    let mut command = Command::new(CTL);
-    command
-        .arg("--endpoints")
-        .arg(endpoints)
-        .args(args)
-        .env_remove("CONCLAVE_ENDPOINTS")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    command
-}
+impl std::ops::Deref for Env {
+    type Target = Ctl;
 
-/// Runs the CLI to completion, feeding `stdin`.
-async fn run_with(mut command: Command, stdin: Option<&[u8]>) -> Output {
-    if stdin.is_some() {
-        command.stdin(Stdio::piped());
+    fn deref(&self) -> &Ctl {
+        &self.ctl
     }
-    let mut child = command.spawn().expect("start conclavectl");
-    if let Some(input) = stdin {
-        let mut pipe = child.stdin.take().expect("stdin");
-        pipe.write_all(input).await.expect("write stdin");
-        drop(pipe);
-    }
-    tokio::time::timeout(RUN, child.wait_with_output())
-        .await
-        .expect("conclavectl did not finish in time")
-        .expect("wait for conclavectl")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 impl Env {
-    /// Runs `conclavectl args` against the cluster.
-    async fn run(&self, args: &[&str]) -> Output {
-        run_with(ctl(&self.endpoints, args), None).await
-    }
-
-    /// Runs it and returns standard output, asserting success.
-    async fn ok(&self, args: &[&str]) -> String {
-        let output = self.run(args).await;
-        assert!(
-            output.status.success(),
-            "conclavectl {args:?} failed ({}): {}",
-            output.status,
-            text(&output.stderr)
-        );
-        text(&output.stdout)
-    }
-
-    /// Runs it with `stdin` and returns standard output, asserting success.
-    async fn ok_with_stdin(&self, args: &[&str], stdin: &str) -> String {
-        let output = run_with(ctl(&self.endpoints, args), Some(stdin.as_bytes())).await;
-        assert!(
-            output.status.success(),
-            "conclavectl {args:?} failed ({}): {}",
-            output.status,
-            text(&output.stderr)
-        );
-        text(&output.stdout)
-    }
-
-    /// Runs it and parses standard output as one JSON value.
-    async fn json(&self, args: &[&str]) -> Value {
-        let out = self.ok(args).await;
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("conclavectl {args:?}: {e}: {out}"))
-    }
-
-    /// Starts a long-running `conclavectl args` (watch, elect, lock) with its standard
-    /// output as lines.
-    fn spawn(&self, args: &[&str]) -> (Child, Lines<BufReader<ChildStdout>>) {
-        let mut child = ctl(&self.endpoints, args).spawn().expect("start conclavectl");
-        let stdout = child.stdout.take().expect("stdout");
-        (child, BufReader::new(stdout).lines())
-    }
-
     /// The store's current revision.
     async fn revision(&self) -> i64 {
         self.json(&["get", "no-such-key", "-w", "json"]).await["header"]["revision"]
             .as_i64()
             .expect("revision")
     }
-}
-
-/// Reads `n` lines, failing if they do not all come within [`WAIT`].
-async fn read_lines(lines: &mut Lines<BufReader<ChildStdout>>, n: usize) -> Vec<String> {
-    let mut got = Vec::new();
-    while got.len() < n {
-        match tokio::time::timeout(WAIT, lines.next_line()).await {
-            Ok(Ok(Some(line))) => got.push(line),
-            Ok(Ok(None)) => panic!("output ended after {got:?}, expected {n} lines"),
-            Ok(Err(e)) => panic!("reading output: {e}"),
-            Err(_) => panic!("only {got:?} within {WAIT:?}, expected {n} lines"),
-        }
-    }
-    got
-}
-
-/// Sends `signal` (e.g. "INT") to a child, as a terminal's Ctrl-C or a service manager would.
-async fn signal(child: &Child, signal: &str) {
-    let pid = child.id().expect("child still running");
-    let status = Command::new("kill")
-        .args([format!("-{signal}"), pid.to_string()])
-        .status()
-        .await
-        .expect("run kill");
-    assert!(status.success(), "kill -{signal} {pid}");
-}
-
-/// Waits for a child to exit and returns whether it succeeded.
-async fn exits_cleanly(child: &mut Child) -> bool {
-    tokio::time::timeout(WAIT, child.wait())
-        .await
-        .expect("the process did not exit in time")
-        .expect("wait")
-        .success()
 }
 
 type Scenario = fn(Arc<Env>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -183,7 +72,7 @@ async fn conclavectl_drives_a_real_three_member_cluster() {
     let endpoints = cluster.client_endpoints().join(",");
     let env = Arc::new(Env {
         cluster,
-        endpoints,
+        ctl: Ctl { endpoints },
         dir: tempfile::tempdir().expect("tempdir"),
     });
     // Every member must have published its client URLs for the --cluster commands.
