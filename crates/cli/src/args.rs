@@ -7,6 +7,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod group;
+
+pub use group::{GroupCommand, GroupSettingsArgs};
+
 /// conclavectl: a command line for Conclave clusters (and any etcd v3 server).
 #[derive(Debug, Parser)]
 #[command(
@@ -14,7 +18,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     version,
     about = "A command line for Conclave clusters (and any etcd v3 server), etcdctl style",
     after_help = "Exit codes: 0 success, 1 the request failed, 2 bad usage, \
-                  3 no member could be reached, 4 a write's outcome is unknown (it may have applied)."
+                  3 no member could be reached, 4 a write's outcome is unknown (it may have applied), \
+                  5 the named group or group member does not exist, 6 a group leave timed out."
 )]
 pub struct Cli {
     /// Client URLs of the members, comma-separated (host:port or http://host:port).
@@ -36,7 +41,7 @@ pub struct Cli {
     pub dial_timeout: Duration,
 
     /// How long a short command may take, retries on other members included (not
-    /// watch, elect, lock, keep-alive or snapshot streams).
+    /// watch, elect, lock, keep-alive, snapshot streams, group watch or group leave's wait).
     #[arg(long, global = true, default_value = "5s", value_parser = parse_duration)]
     pub command_timeout: Duration,
 
@@ -92,6 +97,10 @@ pub enum Command {
     /// Alarm commands.
     #[command(subcommand)]
     Alarm(AlarmCommand),
+    /// Partition groups: create and configure them, read their map and routes, drain
+    /// and remove members, follow the map's changes.
+    #[command(subcommand)]
+    Group(GroupCommand),
     /// Prints a shell completion script.
     Completion(CompletionArgs),
 }

@@ -1,5 +1,7 @@
 //! The CLI's error type: what went wrong, what to do about it, and the exit code.
 
+use std::time::Duration;
+
 use conclave_client::Error as ClientError;
 
 /// Exit code: the request failed (or the input was bad).
@@ -8,6 +10,10 @@ pub const EXIT_ERROR: u8 = 1;
 pub const EXIT_UNREACHABLE: u8 = 3;
 /// Exit code: a write was sent but its outcome is unknown; it may have applied.
 pub const EXIT_OUTCOME_UNKNOWN: u8 = 4;
+/// Exit code: the partition group or group member named does not exist.
+pub const EXIT_NOT_FOUND: u8 = 5;
+/// Exit code: a wait with a deadline (`group leave`'s hand-over) ended before it was done.
+pub const EXIT_TIMEOUT: u8 = 6;
 
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +48,14 @@ pub enum CliError {
     #[error("{0}")]
     Failed(String),
 
+    /// What a group command named does not exist (or no longer does).
+    #[error("{0}")]
+    NotFound(String),
+
+    /// A wait with a deadline ended first; the message says what state things are left in.
+    #[error("{0}")]
+    Timeout(String),
+
     /// A command run under `lock` exited with this code; conclavectl exits with it too.
     #[error("the command exited with code {0}")]
     ChildExit(u8),
@@ -64,8 +78,86 @@ impl CliError {
                 endpoints: endpoints.join(","),
                 detail,
             },
-            None => CliError::Client(error),
+            None => match error {
+                // An application's own fencing errors, should a command meet one: where to
+                // look next.
+                ClientError::NotLeader { ref group, .. } => CliError::Failed(format!(
+                    "{error}: find the leader with `conclavectl group route {group} KEY`"
+                )),
+                ClientError::StaleEpoch { ref group, .. } => CliError::Failed(format!(
+                    "{error}: read the map again with `conclavectl group map {group}`"
+                )),
+                other => CliError::Client(other),
+            },
         }
+    }
+
+    /// A partition-group error, said in terms of the group command that got it: what is
+    /// missing and how to find the right name, a name that is taken, a refusal with the
+    /// member's reason, a hand-over that did not finish in time.
+    pub fn from_group(error: ClientError, endpoints: &[String], target: &GroupTarget<'_>) -> CliError {
+        let group = target.group;
+        match error {
+            ClientError::Server {
+                code: tonic::Code::NotFound,
+                message,
+            } => CliError::NotFound(match target.member {
+                Some(_) => format!(
+                    "{message}: check the names with `conclavectl group list` and `conclavectl group show {group}`"
+                ),
+                None => format!("{message}: `conclavectl group list` lists the groups"),
+            }),
+            ClientError::Server {
+                code: tonic::Code::AlreadyExists,
+                message,
+            } if target.member.is_none() => CliError::Failed(format!(
+                "{message}: choose another name, or change its settings with `conclavectl group update {group}`"
+            )),
+            // The member's message says why and what to do.
+            ClientError::Server {
+                code: tonic::Code::FailedPrecondition | tonic::Code::AlreadyExists,
+                message,
+            } => CliError::Failed(message),
+            ClientError::Server {
+                code: tonic::Code::Aborted,
+                message,
+            } => CliError::Failed(format!("{message} (the group was busy: run the command again)")),
+            ClientError::Server {
+                code: tonic::Code::Unimplemented,
+                ..
+            } => CliError::Failed(format!(
+                "the members at {} do not serve partition groups (conclave.partition.v1.Groups): \
+                 is this a Conclave cluster of a version with groups?",
+                endpoints.join(",")
+            )),
+            ClientError::Timeout(waited) => {
+                CliError::leave_timeout(group, target.member.unwrap_or("the member"), waited, None)
+            }
+            other => CliError::from_client(other, endpoints),
+        }
+    }
+
+    /// `group leave` gave up waiting: the member is left registered and leaving.
+    /// `holding` is what it still holds (replicas, leaderships), when known.
+    pub fn leave_timeout(
+        group: &str,
+        member: &str,
+        waited: Duration,
+        holding: Option<(u32, u32)>,
+    ) -> CliError {
+        let holds = match holding {
+            Some((replicas, leaderships)) => {
+                format!(" (it still holds {replicas} replicas, {leaderships} leaderships)")
+            }
+            None => String::new(),
+        };
+        CliError::Timeout(format!(
+            "member {member} of group {group} did not hand everything over within {waited:?}{holds}; \
+             it stays registered and leaving. Its process must be running and acknowledging to hand over: \
+             start it again, or run `conclavectl group leave {group} {member}` again to wait longer \
+             (if it is gone for good, its session ends after the group's session TTL and its \
+             partitions move without a hand-over)"
+        ))
     }
 
     /// The process exit code for this error.
@@ -73,10 +165,21 @@ impl CliError {
         match self {
             CliError::Unreachable { .. } => EXIT_UNREACHABLE,
             CliError::Client(ClientError::OutcomeUnknown { .. }) => EXIT_OUTCOME_UNKNOWN,
+            CliError::NotFound(_) => EXIT_NOT_FOUND,
+            CliError::Timeout(_) => EXIT_TIMEOUT,
             CliError::ChildExit(code) => *code,
             _ => EXIT_ERROR,
         }
     }
+}
+
+/// What a group command named, for its error messages.
+#[derive(Clone, Copy, Debug)]
+pub struct GroupTarget<'a> {
+    /// The group.
+    pub group: &'a str,
+    /// The member, for commands about one.
+    pub member: Option<&'a str>,
 }
 
 /// If `error` means that no connection could be made at all (refused, unresolvable, no
@@ -134,6 +237,62 @@ mod tests {
             "cannot reach 127.0.0.1:2379: is a member running there? set --endpoints or CONCLAVE_ENDPOINTS \
              (Connection refused (os error 111))"
         );
+    }
+
+    #[test]
+    fn group_errors_say_what_is_missing_and_have_their_own_exit_codes() {
+        let target = GroupTarget {
+            group: "orders",
+            member: None,
+        };
+        let missing = CliError::from_group(
+            ClientError::Server {
+                code: tonic::Code::NotFound,
+                message: "group \"orders\" not found".into(),
+            },
+            &[],
+            &target,
+        );
+        assert_eq!(missing.exit_code(), EXIT_NOT_FOUND);
+        assert!(
+            missing.to_string().contains("`conclavectl group list`"),
+            "{missing}"
+        );
+
+        let taken = CliError::from_group(
+            ClientError::Server {
+                code: tonic::Code::AlreadyExists,
+                message: "group \"orders\" already exists".into(),
+            },
+            &[],
+            &target,
+        );
+        assert_eq!(taken.exit_code(), EXIT_ERROR);
+        assert!(taken.to_string().contains("group update orders"), "{taken}");
+
+        let member = GroupTarget {
+            group: "orders",
+            member: Some("m1"),
+        };
+        let slow = CliError::from_group(ClientError::Timeout(Duration::from_secs(2)), &[], &member);
+        assert_eq!(slow.exit_code(), EXIT_TIMEOUT);
+        assert!(slow
+            .to_string()
+            .starts_with("member m1 of group orders did not hand everything over within 2s;"));
+        let counted = CliError::leave_timeout("orders", "m1", Duration::from_secs(2), Some((3, 1)));
+        assert!(counted
+            .to_string()
+            .contains("within 2s (it still holds 3 replicas, 1 leaderships)"));
+
+        let old = CliError::from_group(
+            ClientError::Server {
+                code: tonic::Code::Unimplemented,
+                message: String::new(),
+            },
+            &["127.0.0.1:2379".to_string()],
+            &target,
+        );
+        assert!(old.to_string().contains("do not serve partition groups"), "{old}");
     }
 
     #[test]

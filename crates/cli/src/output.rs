@@ -10,6 +10,8 @@ use serde_json::{json, Map, Value};
 
 use crate::error::CliError;
 
+pub mod group;
+
 /// Standard base64 (with padding), as etcdctl's JSON encodes byte strings.
 pub fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -12,6 +12,7 @@ use crate::error::CliError;
 
 mod election;
 mod endpoint;
+mod group;
 mod kv;
 mod lease;
 mod lock;
@@ -97,6 +98,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Compaction(args) => maintenance::compaction(&ctx, &args, out).await,
         Command::Defrag(args) => maintenance::defrag(&ctx, &args, out).await,
         Command::Alarm(command) => maintenance::alarm(&ctx, command, out).await,
+        Command::Group(command) => group::run(&ctx, command, out).await,
         Command::Completion(_) | Command::Snapshot(SnapshotCommand::Restore(_)) => Ok(()),
     }
 }
