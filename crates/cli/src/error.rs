@@ -154,9 +154,9 @@ impl CliError {
         CliError::Timeout(format!(
             "member {member} of group {group} did not hand everything over within {waited:?}{holds}; \
              it stays registered and leaving. Its process must be running and acknowledging to hand over: \
-             start it again, or run `conclavectl group leave {group} {member}` again to wait longer \
-             (if it is gone for good, its session ends after the group's session TTL and its \
-             partitions move without a hand-over)"
+             if it is paused or stuck, let it go on and run `conclavectl group leave {group} {member}` \
+             again to wait longer; if it is gone for good, its session ends within the group's session \
+             TTL and its partitions then move without a hand-over"
         ))
     }
 
