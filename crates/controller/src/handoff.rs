@@ -84,20 +84,35 @@ pub fn sync_epoch(partition: &Partition) -> Epoch {
     }
 }
 
-/// Whether `ack` takes effect on `partition` as it is: a ready report from a syncing
-/// replica, or a released report from a releasing one, at the current epoch.
+/// Whether a replica in `state` syncs from a leadership that is over: it was added under
+/// a leader (epoch `since_epoch` ≠ 0) and the partition's epoch has moved on since. Such a
+/// move is given up; a replica added while the partition had no leader is not affected
+/// by its first leader.
+pub fn source_changed(partition: &Partition, state: &ReplicaState) -> bool {
+    matches!(state, ReplicaState::Syncing { since_epoch, .. } if *since_epoch != Epoch(0) && *since_epoch != partition.epoch)
+}
+
+/// Whether `ack` takes effect on `partition` as it is, at the current epoch: a ready
+/// report from a syncing replica whose source is still the leadership it was added under,
+/// or a released report from a releasing one. (A replica added while the partition had no
+/// leader reports ready at the epoch of the leader elected since, if one was.)
 pub fn ack_applies(partition: &Partition, ack: &Ack) -> bool {
     let Some(replica) = partition.replica(&ack.member) else {
         return false;
     };
     ack.epoch == partition.epoch
         && match ack.kind {
-            AckKind::Ready => matches!(replica.state, ReplicaState::Syncing { .. }),
+            AckKind::Ready => {
+                matches!(replica.state, ReplicaState::Syncing { .. })
+                    && !source_changed(partition, &replica.state)
+            }
             AckKind::Released => replica.state == ReplicaState::Releasing,
         }
 }
 
-/// Applies deaths, then `acks` (in order), then timeouts to `partition`.
+/// Applies deaths, syncing replicas whose source changed, `acks` (in order), then
+/// timeouts to `partition`. A move whose source changed is given up before any ack is
+/// looked at, so a ready report cannot make such a replica ready.
 pub fn advance(partition: &mut Partition, acks: &[&Ack], facts: &Facts<'_>) -> Advanced {
     let mut advanced = Advanced::default();
 
@@ -123,6 +138,20 @@ pub fn advance(partition: &mut Partition, acks: &[&Ack], facts: &Facts<'_>) -> A
         partition.leader = None;
     }
 
+    // Moves whose source is no longer the leader they were added under.
+    let changed: Vec<MemberId> = partition
+        .replicas
+        .iter()
+        .filter(|r| source_changed(partition, &r.state))
+        .map(|r| r.member.clone())
+        .collect();
+    for member in changed {
+        partition.replicas.retain(|r| r.member != member);
+        advanced
+            .outcomes
+            .push(Outcome::Abandoned(member, AbandonReason::LeadershipChanged));
+    }
+
     // Acks (the caller hands over this partition's only).
     for ack in acks {
         if ack_applies(partition, ack) {
@@ -131,19 +160,14 @@ pub fn advance(partition: &mut Partition, acks: &[&Ack], facts: &Facts<'_>) -> A
         }
     }
 
-    // Timeouts, and syncing replicas whose source changed.
-    let epoch = partition.epoch;
+    // Timeouts.
     let mut removed = Vec::new();
     for replica in &partition.replicas {
         let started = (facts.since)(&replica.member).unwrap_or(facts.now);
         let expired = facts.now.since(started) >= facts.timeout;
         match &replica.state {
-            ReplicaState::Syncing { since_epoch, .. } => {
-                if *since_epoch != Epoch(0) && *since_epoch != epoch {
-                    removed.push((replica.member.clone(), Some(AbandonReason::LeadershipChanged)));
-                } else if expired {
-                    removed.push((replica.member.clone(), Some(AbandonReason::Timeout)));
-                }
+            ReplicaState::Syncing { .. } if expired => {
+                removed.push((replica.member.clone(), Some(AbandonReason::Timeout)));
             }
             ReplicaState::Releasing if expired => removed.push((replica.member.clone(), None)),
             _ => {}
@@ -331,6 +355,20 @@ mod tests {
     }
 
     #[test]
+    fn a_ready_report_cannot_save_a_move_whose_source_changed() {
+        let never = |_: &MemberId| None;
+        let live = ids(&["a", "b", "c"]);
+        let mut p = moving(7);
+        p.epoch = Epoch(8);
+        p.leader = Some(MemberId::from("b"));
+        let late = ack("c", AckKind::Ready, 8);
+        assert!(!ack_applies(&p, &late), "the report is refused up front");
+        let done = advance(&mut p, &[&late], &facts(&live, 0, &never));
+        assert!(done.applied.is_empty());
+        assert!(p.replica(&MemberId::from("c")).is_none(), "the move is given up");
+    }
+
+    #[test]
     fn a_replica_added_to_a_leaderless_partition_survives_its_first_leader() {
         let mut p = Partition::default();
         p.replicas.push(Replica {
@@ -346,5 +384,11 @@ mod tests {
         let never = |_: &MemberId| None;
         let done = advance(&mut p, &[], &facts(&ids(&["a", "b"]), 0, &never));
         assert!(done.outcomes.is_empty());
+        // It reports ready at the first leader's epoch (its report at 0 is stale now).
+        assert!(!ack_applies(&p, &ack("b", AckKind::Ready, 0)));
+        let ready = ack("b", AckKind::Ready, 12);
+        let done = advance(&mut p, &[&ready], &facts(&ids(&["a", "b"]), 0, &never));
+        assert_eq!(done.applied, vec![ready]);
+        assert!(p.replica(&MemberId::from("b")).is_some_and(|r| r.is_ready()));
     }
 }

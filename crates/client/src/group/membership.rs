@@ -575,9 +575,11 @@ impl<H: GroupHooks> Worker<H> {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Reports a hand-over step. A released report at an epoch that moved on is sent again
-    /// at the current one; a ready report that is refused needs nothing (the controller
-    /// abandons that move and the map will say so).
+    /// Reports a hand-over step. A report at an epoch that moved on is sent again at the
+    /// current one: a released replica has let go whatever the epoch, and a syncing one
+    /// added while the partition had no leader is unaffected by its first leader — one
+    /// added under a leader that has changed since is given up by the controller, which
+    /// refuses the report then.
     async fn report(&self, partition: PartitionId, kind: pb::ReportKind, epoch: Epoch) {
         let mut epoch = epoch;
         for _ in 0..3 {
@@ -607,15 +609,7 @@ impl<H: GroupHooks> Worker<H> {
                 .await;
             match sent {
                 Ok(None) => return,
-                Ok(Some(current)) if kind == pb::ReportKind::Released => epoch = Epoch(current),
-                Ok(Some(current)) => {
-                    tracing::debug!(
-                        partition = partition.0,
-                        current,
-                        "ready report at a stale epoch; the move is given up"
-                    );
-                    return;
-                }
+                Ok(Some(current)) => epoch = Epoch(current),
                 Err(error) => {
                     tracing::debug!(partition = partition.0, ?kind, %error, "report refused");
                     return;

@@ -305,6 +305,16 @@ pub async fn report(node: &Node, request: &pb::ReportRequest) -> Result<i64, Gro
             if done {
                 return Ok(view.revision);
             }
+            if kind == AckKind::Ready
+                && stage
+                    .as_ref()
+                    .is_some_and(|s| conclave_controller::handoff::source_changed(&entry.partition, s))
+            {
+                return Err(GroupError::Precondition(format!(
+                    "the move of partition {partition} of {:?} to {id} is being given up: the partition's leadership changed since the replica was added",
+                    request.group
+                )));
+            }
             let wanted = match kind {
                 AckKind::Ready => "syncing",
                 AckKind::Released => "releasing",
