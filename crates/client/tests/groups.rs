@@ -478,9 +478,9 @@ async fn a_cut_off_leader_hears_it_lost_before_a_successor_is_elected() {
         log.lock()
             .unwrap()
             .iter()
-            .filter(|(m, q, c, _)| m == member && *q == p && matches!(c, Call::Elected(_)))
+            .rev()
+            .find(|(m, q, c, _)| m == member && *q == p && matches!(c, Call::Elected(_)))
             .map(|(_, _, _, at)| *at)
-            .last()
     };
     conclave_testkit::wait_until("b's on_leader_elected", Duration::from_secs(10), || {
         let log = log.clone();
