@@ -1,7 +1,8 @@
 //! The active controller: the runtime of `conclave_controller`, on the Raft leader.
 //!
-//! Every member runs this task; only the Raft leader's is active. Taking office, it
-//! claims `/_conclave/controller` (the claim's revision is its **controller epoch**), then
+//! Every member runs this task; only the Raft leader's is active. Taking office — once a
+//! group exists, so a cluster without groups never sees a write of its own — it claims
+//! `/_conclave/controller` (the claim's revision is its **controller epoch**), then
 //! follows the store's commits: whenever a group's members, acks or settings change, or a
 //! timer (hand-over timeout, rebalance delay) is due, it reads the group in one snapshot,
 //! runs [`conclave_controller::decide`] and writes the resulting map as **one txn** that
@@ -106,6 +107,19 @@ async fn lead(node: &Node, term: u64, metrics: &ControllerMetrics) -> Result<(),
     // Everything committed under earlier leaders is applied here before deciding anything.
     node.linearizable_barrier().await.map_err(GroupError::from)?;
     let mut commits = node.subscribe_commits();
+    // With no group there is nothing to control: take office (a write, a revision every
+    // etcd client would see) only once one exists.
+    let mut look = true;
+    while !look || group_names(node.store())?.is_empty() {
+        look = tokio::select! {
+            received = commits.recv() => match received {
+                Ok(commit) => commit.events.iter().any(|e| group_of(&e.kv.key).is_some()),
+                Err(RecvError::Lagged(_)) => true,
+                Err(RecvError::Closed) => return Ok(()),
+            },
+            () = node.role_changed(true, term) => return Ok(()),
+        };
+    }
     let claim = ControllerClaim {
         v: VERSION,
         member: format!("{:x}", node.member_id()),
