@@ -1,8 +1,8 @@
 //! Partition groups against real 3-node clusters, members as SDK tasks with recording
 //! hooks: convergence with the load bound and zone anti-affinity on the real map, the
 //! replicas a join moves, a graceful leave with a ready leader at every generation, the
-//! controller's node killed in the middle of a plan, members joining an empty group at
-//! once, and the order of hooks.
+//! controller's node killed in the middle of a plan, replicas placed together on
+//! leaderless partitions, and the order of hooks.
 
 mod common;
 
@@ -513,70 +513,97 @@ async fn a_cut_off_leader_hears_it_lost_before_a_successor_is_elected() {
     check_hook_order(&log);
 }
 
-/// Members joining an empty group at the same moment: replicas placed together on a
-/// partition that has no leader yet sync under no leadership, and must not be stranded
-/// when the first of them is elected (the others' ready reports then name that leader's
-/// epoch). P is just above one first-placement batch (512), so the second batch is placed
-/// once several members are registered; the hand-over timeout is far longer than the
-/// wait, so only reports — never the timeout — can settle the map.
+/// Several members placed together on partitions that have no leader: the replicas
+/// sync under no leadership and must not be stranded when the first of them is elected
+/// (the others' ready reports race with that election). To place them together for
+/// sure, a registered member that never reports first holds every partition (syncing,
+/// so nothing moves), three real members join, then its session is revoked: the
+/// partitions, empty again, are placed on the three at once. The hand-over timeout is far
+/// longer than the wait, so only reports — never the timeout — can settle the map.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn members_joining_an_empty_group_at_once_all_become_ready() {
+async fn replicas_placed_together_on_a_leaderless_partition_all_become_ready() {
     let cluster = common::start_cluster(3);
     let client = common::client_of_all(&cluster).await;
     let patient = GroupSettings {
         handoff_timeout: Some(Duration::from_secs(600)),
-        max_moves_per_member: Some(256),
-        max_moves_per_group: Some(1024),
-        ..settings(520, 3)
+        ..settings(64, 3)
     };
     client.group("g").create(patient).await.expect("create");
 
-    // Partitions first placed on more than one member, before any leader.
+    // Partitions with several replicas syncing under no leader.
+    let together: Arc<Mutex<BTreeSet<PartitionId>>> = Arc::default();
     let mut events = client.group("g").watch(0);
-    let follow = tokio::spawn(async move {
-        let mut placed = BTreeSet::new();
-        let mut together = BTreeSet::new();
-        while let Some(event) = events.next().await {
-            let partitions = match event.expect("event") {
-                MapEvent::Change { partitions, .. } => partitions,
-                MapEvent::Snapshot(map) => map.partitions,
-                MapEvent::Members { .. } => continue,
-            };
-            for p in partitions {
-                if !p.replicas.is_empty() && placed.insert(p.id) && p.replicas.len() > 1 && p.leader.is_none()
-                {
-                    together.insert(p.id);
+    let follow = tokio::spawn({
+        let together = together.clone();
+        async move {
+            while let Some(Ok(event)) = events.next().await {
+                let partitions = match event {
+                    MapEvent::Change { partitions, .. } => partitions,
+                    MapEvent::Snapshot(map) => map.partitions,
+                    MapEvent::Members { .. } => continue,
+                };
+                for p in partitions {
+                    let syncing = p
+                        .replicas
+                        .iter()
+                        .filter(|r| r.stage != ReplicaStage::Ready)
+                        .count();
+                    if p.leader.is_none() && syncing > 1 {
+                        together.lock().unwrap().insert(p.id);
+                    }
                 }
             }
-            if placed.len() == 520 {
-                break;
-            }
         }
-        together
     });
 
-    let log: Log = Arc::default();
-    let ids = ["a", "b", "c", "d"];
-    let zones: Vec<String> = (0..ids.len()).map(zone_of).collect();
-    let started = Instant::now();
-    let members = futures::future::join_all(
-        ids.iter()
-            .zip(&zones)
-            .map(|(id, zone)| join(&client, "g", id, zone, &log)),
-    )
-    .await;
-    let together = tokio::time::timeout(Duration::from_secs(30), follow)
+    // A member that never reports holds every partition, syncing.
+    let silent = client.grant_lease(Duration::from_secs(30)).await.expect("lease");
+    client
+        .group("g")
+        .register(&JoinOptions::new("silent").zone("zone-x"), silent.id())
         .await
-        .expect("every partition placed")
-        .expect("follower");
-    assert!(
-        !together.is_empty(),
-        "no partition was first placed on several members: the case under test did not arise"
-    );
+        .expect("register");
+    let mut router = client.group("g").router().await.expect("router");
+    router
+        .wait_for(Duration::from_secs(20), |m| {
+            m.partitions.iter().all(|p| !p.replicas.is_empty())
+        })
+        .await
+        .expect("first placement on the silent member");
+
+    let log: Log = Arc::default();
+    let ids = ["a", "b", "c"];
+    let mut members = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        members.push(join(&client, "g", id, &zone_of(i), &log).await);
+    }
+    router
+        .wait_for(Duration::from_secs(20), |m| m.members.len() == 4)
+        .await
+        .expect("the three are registered");
+    let started = Instant::now();
+    silent.revoke().await.expect("revoke");
+
+    conclave_testkit::wait_until(
+        "every partition placed on the three together",
+        Duration::from_secs(30),
+        || {
+            let n = together.lock().unwrap().len();
+            async move { (n == 64).then_some(()) }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}: {:?} of 64 placed together\n{:#?}",
+            together.lock().unwrap(),
+            router.map()
+        )
+    });
+    follow.abort();
     let map = wait_settled(&client, "g", 3, &ids).await;
     println!(
-        "4 members joining at once: {} partitions first placed on several members; settled in {:?} at generation {}",
-        together.len(),
+        "64 partitions placed on 3 members at once: settled {:?} after the revoke, at generation {}",
         started.elapsed(),
         map.generation
     );

@@ -92,22 +92,27 @@ pub fn source_changed(partition: &Partition, state: &ReplicaState) -> bool {
     matches!(state, ReplicaState::Syncing { since_epoch, .. } if *since_epoch != Epoch(0) && *since_epoch != partition.epoch)
 }
 
-/// Whether `ack` takes effect on `partition` as it is, at the current epoch: a ready
-/// report from a syncing replica whose source is still the leadership it was added under,
-/// or a released report from a releasing one. (A replica added while the partition had no
-/// leader reports ready at the epoch of the leader elected since, if one was.)
+/// Whether `ack` takes effect on `partition` as it is.
+///
+/// A ready report applies to a syncing replica whose source is still the leadership it
+/// was added under, at that leadership's epoch — or, for a replica added while the
+/// partition had no leader, at 0 (a report that raced with the first leader's election)
+/// or at the epoch of the leader elected since. A released report applies to a releasing
+/// replica at the current epoch.
+///
+/// (Acks are consumed by the step that sees them, applied or not, so an ack never
+/// outlives the stage it was written in.)
 pub fn ack_applies(partition: &Partition, ack: &Ack) -> bool {
     let Some(replica) = partition.replica(&ack.member) else {
         return false;
     };
-    ack.epoch == partition.epoch
-        && match ack.kind {
-            AckKind::Ready => {
-                matches!(replica.state, ReplicaState::Syncing { .. })
-                    && !source_changed(partition, &replica.state)
-            }
-            AckKind::Released => replica.state == ReplicaState::Releasing,
+    match (&ack.kind, &replica.state) {
+        (AckKind::Ready, state @ ReplicaState::Syncing { since_epoch, .. }) => {
+            !source_changed(partition, state) && (ack.epoch == partition.epoch || ack.epoch == *since_epoch)
         }
+        (AckKind::Released, ReplicaState::Releasing) => ack.epoch == partition.epoch,
+        _ => false,
+    }
 }
 
 /// Applies deaths, syncing replicas whose source changed, `acks` (in order), then
@@ -384,8 +389,10 @@ mod tests {
         let never = |_: &MemberId| None;
         let done = advance(&mut p, &[], &facts(&ids(&["a", "b"]), 0, &never));
         assert!(done.outcomes.is_empty());
-        // It reports ready at the first leader's epoch (its report at 0 is stale now).
-        assert!(!ack_applies(&p, &ack("b", AckKind::Ready, 0)));
+        // It reports ready at the first leader's epoch, or at 0 if its report raced with
+        // the election; never at another.
+        assert!(ack_applies(&p, &ack("b", AckKind::Ready, 0)));
+        assert!(!ack_applies(&p, &ack("b", AckKind::Ready, 11)));
         let ready = ack("b", AckKind::Ready, 12);
         let done = advance(&mut p, &[&ready], &facts(&ids(&["a", "b"]), 0, &never));
         assert_eq!(done.applied, vec![ready]);

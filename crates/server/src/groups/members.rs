@@ -287,7 +287,7 @@ pub async fn report(node: &Node, request: &pb::ReportRequest) -> Result<i64, Gro
             ))
         })?;
         let current = entry.partition.epoch;
-        if current != ack.epoch {
+        if current != ack.epoch && !ack_applies(&entry.partition, &ack) {
             return Err(GroupError::StaleEpoch {
                 group: request.group.clone(),
                 partition: partition.0,
