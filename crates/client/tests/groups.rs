@@ -455,7 +455,26 @@ async fn a_cut_off_leader_hears_it_lost_before_a_successor_is_elected() {
     let b_client = common::client_of(&cluster, &others).await;
     let a = join(&a_client, "g", "a", "zone-0", &log).await;
     let b = join(&b_client, "g", "b", "zone-1", &log).await;
-    let map = wait_settled(&admin, "g", 2, &["a", "b"]).await;
+    wait_settled(&admin, "g", 2, &["a", "b"]).await;
+    // And the leaderships balanced (4 each, ceil(P/N)): no planned transfer is left to
+    // make b a leader while a is cut off — only a's session ending may.
+    let map = admin
+        .group("g")
+        .router()
+        .await
+        .expect("router")
+        .wait_for(Duration::from_secs(30), |m| {
+            ["a", "b"].iter().all(|id| {
+                m.partitions
+                    .iter()
+                    .filter(|p| p.leader.as_ref().is_some_and(|l| l.0 == *id))
+                    .count()
+                    == 4
+            })
+        })
+        .await
+        .map(|m| (*m).clone())
+        .expect("leaderships balanced");
     let led: Vec<PartitionId> = map
         .partitions
         .iter()
