@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use conclave_contract::groups::stale_epoch;
 use conclave_controller::{MemberId, PartitionId};
 use conclave_proto::partitionpb as pb;
 use conclave_proto::partitionpb::groups_client::GroupsClient;
@@ -581,35 +580,13 @@ impl<H: GroupHooks> Worker<H> {
     /// added under a leader that has changed since is given up by the controller, which
     /// refuses the report then.
     async fn report(&self, partition: PartitionId, kind: pb::ReportKind, epoch: Epoch) {
+        let group = self.client.group(&self.group);
+        let ready = kind == pb::ReportKind::Ready;
         let mut epoch = epoch;
         for _ in 0..3 {
-            let request = pb::ReportRequest {
-                group: self.group.clone(),
-                member_id: self.me.0.clone(),
-                partition: partition.0,
-                kind: kind as i32,
-                epoch: epoch.0,
-            };
-            // A stale-epoch refusal is an answer, not a failure: pass its epoch out.
-            let sent = self
-                .client
-                .pool()
-                .call(Idempotency::Idempotent, |channel| {
-                    let request = request.clone();
-                    async move {
-                        match GroupsClient::new(channel).report(request).await {
-                            Ok(_) => Ok(None),
-                            Err(status) => match stale_epoch(&status) {
-                                Some(current) => Ok(Some(current)),
-                                None => Err(status),
-                            },
-                        }
-                    }
-                })
-                .await;
-            match sent {
-                Ok(None) => return,
-                Ok(Some(current)) => epoch = Epoch(current),
+            match group.report(&self.me.0, partition, ready, epoch).await {
+                Ok(()) => return,
+                Err(Error::StaleEpoch { current, .. }) => epoch = Epoch(current),
                 Err(error) => {
                     tracing::debug!(partition = partition.0, ?kind, %error, "report refused");
                     return;
