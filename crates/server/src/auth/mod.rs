@@ -92,8 +92,12 @@ fn token_of(metadata: &MetadataMap) -> Option<String> {
 /// Who sends a request, and what it may do.
 #[derive(Debug, Clone)]
 pub enum Caller {
-    /// Auth is off: every request is allowed.
-    Anyone,
+    /// Auth is off (as of the state whose record has this mod revision, 0 if none was
+    /// ever written): every request is allowed.
+    Anyone {
+        /// Mod revision of the state record the decision was read at.
+        state_mod_revision: i64,
+    },
     /// An authenticated user.
     User(Arc<User>),
 }
@@ -118,7 +122,7 @@ impl Caller {
     /// The user's name (`None` when auth is off).
     pub fn name(&self) -> Option<&str> {
         match self {
-            Caller::Anyone => None,
+            Caller::Anyone { .. } => None,
             Caller::User(u) => Some(&u.name),
         }
     }
@@ -126,7 +130,7 @@ impl Caller {
     /// Whether the caller may do everything (auth off, or a root user).
     pub fn is_admin(&self) -> bool {
         match self {
-            Caller::Anyone => true,
+            Caller::Anyone { .. } => true,
             Caller::User(u) => u.root,
         }
     }
@@ -143,7 +147,7 @@ impl Caller {
     /// Refuses `access` to etcd's range `(key, range_end)` unless permitted.
     pub fn check(&self, access: Access, key: &[u8], range_end: &[u8]) -> Result<(), Status> {
         match self {
-            Caller::Anyone => Ok(()),
+            Caller::Anyone { .. } => Ok(()),
             Caller::User(u) if u.root || u.perms.allows(access, key, range_end) => Ok(()),
             Caller::User(_) => Err(denied()),
         }
@@ -174,7 +178,7 @@ impl Caller {
 
     /// Checks every compare (a read) and every op of both branches, nested txns included.
     pub fn check_txn(&self, txn: &TxnRequest) -> Result<(), Status> {
-        if matches!(self, Caller::Anyone) {
+        if matches!(self, Caller::Anyone { .. }) {
             return Ok(());
         }
         for compare in &txn.compare {
@@ -201,12 +205,22 @@ impl Caller {
         }
     }
 
-    /// `write` as it must be proposed for this caller: a user's put, delete or txn goes
-    /// inside a txn that holds only while the auth state is the one it was checked
-    /// against. `None` when it needs no guard (auth off; writes that are not KV ops).
-    pub fn guard(&self, write: &WriteRequest) -> Option<WriteRequest> {
-        let Caller::User(user) = self else {
-            return None;
+    /// `write` as it must be proposed for this caller: a put, delete or txn goes inside a
+    /// txn that holds only while the auth state is the one it was checked against. `None`
+    /// when it needs no guard: writes that are not KV ops, and an anonymous write on the
+    /// leader of a cluster that never had auth records (the leader has applied every
+    /// acknowledged change, so no `AuthEnable` it has not seen can precede the write). A
+    /// follower's anonymous write is guarded: it may not have applied an `AuthEnable`
+    /// already acknowledged to someone else.
+    pub fn guard(&self, write: &WriteRequest, on_leader: bool) -> Option<WriteRequest> {
+        let state_mod_revision = match self {
+            Caller::User(user) => user.state_mod_revision,
+            Caller::Anyone { state_mod_revision } => {
+                if *state_mod_revision == 0 && on_leader {
+                    return None;
+                }
+                *state_mod_revision
+            }
         };
         let op = match write {
             WriteRequest::Put(put) => RequestOp::Put(put.clone()),
@@ -219,7 +233,7 @@ impl Caller {
                 key: records::STATE.to_vec(),
                 range_end: Vec::new(),
                 result: CompareResult::Equal,
-                target: CompareTarget::Mod(user.state_mod_revision),
+                target: CompareTarget::Mod(state_mod_revision),
             }],
             success: vec![op],
             failure: Vec::new(),
@@ -374,6 +388,48 @@ impl Auth {
         }
     }
 
+    /// The caller behind `credentials` if `check` allows it. `check` runs against this
+    /// member's applied state and, when it denies, once more after a linearizable barrier:
+    /// a permission granted (or a user added) just before the call is never refused
+    /// because this member had not applied it yet. (A revocation this member has not
+    /// applied is caught by [`Caller::guard`] on writes, and by the barrier of
+    /// linearizable reads.)
+    pub async fn authorize(
+        &self,
+        credentials: &Credentials,
+        check: impl Fn(&Caller) -> Result<(), Status>,
+    ) -> Result<Caller, Status> {
+        let caller = self.caller(credentials).await?;
+        match check(&caller) {
+            Ok(()) => Ok(caller),
+            Err(denied) if denied.code() == tonic::Code::PermissionDenied => {
+                let caller = self.fresh_caller(credentials).await?;
+                check(&caller)?;
+                Ok(caller)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// As [`Auth::authorize`], for calls no [`Caller::guard`] can tie to the auth state
+    /// (elections, locks, lease revocation, groups, admin calls): once auth records exist,
+    /// or on a follower, `check` runs against the state after a linearizable barrier, so a
+    /// revocation (or an `AuthEnable`) acknowledged before the call is always seen.
+    pub async fn authorize_fresh(
+        &self,
+        credentials: &Credentials,
+        check: impl Fn(&Caller) -> Result<(), Status>,
+    ) -> Result<Caller, Status> {
+        let local = self.state()?;
+        let caller = if local.mod_revision == 0 && self.inner.node.is_leader() {
+            self.caller_in(&local, credentials)?
+        } else {
+            self.fresh_caller(credentials).await?
+        };
+        check(&caller)?;
+        Ok(caller)
+    }
+
     /// The caller behind `credentials` after a linearizable barrier.
     pub async fn fresh_caller(&self, credentials: &Credentials) -> Result<Caller, Status> {
         let state = self.fresh_state().await?;
@@ -391,7 +447,9 @@ impl Auth {
     /// alarm listing): an anonymous caller counts as [`Caller::Anyone`] there.
     pub async fn caller_or_anonymous(&self, credentials: &Credentials) -> Result<Caller, Status> {
         if credentials.token.is_none() && credentials.cert_user.is_none() {
-            return Ok(Caller::Anyone);
+            return Ok(Caller::Anyone {
+                state_mod_revision: 0,
+            });
         }
         self.caller(credentials).await
     }
@@ -403,7 +461,9 @@ impl Auth {
         credentials: &Credentials,
     ) -> Result<Result<Caller, Status>, Stale> {
         if !state.state.enabled {
-            return Ok(Ok(Caller::Anyone));
+            return Ok(Ok(Caller::Anyone {
+                state_mod_revision: state.mod_revision,
+            }));
         }
         let name = match (&credentials.token, &credentials.cert_user) {
             (Some(token), _) => {
@@ -554,11 +614,22 @@ mod tests {
             key: b"k".to_vec(),
             ..Default::default()
         });
-        let Some(WriteRequest::Txn(txn)) = user.guard(&put) else {
+        let Some(WriteRequest::Txn(txn)) = user.guard(&put, true) else {
             panic!("a user's put is guarded");
         };
         assert_eq!(txn.compare[0].target, CompareTarget::Mod(42));
-        assert!(Caller::Anyone.guard(&put).is_none());
+        let never_configured = Caller::Anyone {
+            state_mod_revision: 0,
+        };
+        assert!(never_configured.guard(&put, true).is_none());
+        let Some(WriteRequest::Txn(txn)) = never_configured.guard(&put, false) else {
+            panic!("a follower guards an anonymous put");
+        };
+        assert_eq!(txn.compare[0].target, CompareTarget::Mod(0));
+        let configured = Caller::Anyone {
+            state_mod_revision: 7,
+        };
+        assert!(configured.guard(&put, true).is_some());
         let ok = WriteResponse::Txn(conclave_mvcc::TxnResponse {
             succeeded: true,
             responses: vec![ResponseOp::Put(Default::default())],

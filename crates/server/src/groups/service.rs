@@ -70,9 +70,12 @@ impl GroupsApi {
         name: &str,
         access: Access,
     ) -> Result<(), Status> {
-        let caller = self.auth.caller(credentials).await?;
         let prefix = GroupKeys::new(name).prefix();
-        caller.check(access, &prefix, &conclave_contract::keys::prefix_end(&prefix))
+        let end = conclave_contract::keys::prefix_end(&prefix);
+        self.auth
+            .authorize_fresh(credentials, |caller| caller.check(access, &prefix, &end))
+            .await
+            .map(|_| ())
     }
 
     async fn group(&self, name: &str, linearizable: bool) -> Result<GroupView, GroupError> {

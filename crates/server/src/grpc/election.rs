@@ -95,11 +95,15 @@ impl EtcdApi {
     ) -> Result<(), Status> {
         let prefix = queue::prefix(name);
         crate::groups::guard::check_put(&prefix)?;
-        let caller = self.auth.caller(credentials).await?;
         let end = conclave_contract::keys::prefix_end(&prefix);
-        accesses
-            .iter()
-            .try_for_each(|access| caller.check(*access, &prefix, &end))
+        self.auth
+            .authorize_fresh(credentials, |caller| {
+                accesses
+                    .iter()
+                    .try_for_each(|access| caller.check(*access, &prefix, &end))
+            })
+            .await
+            .map(|_| ())
     }
 }
 

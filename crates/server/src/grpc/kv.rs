@@ -33,17 +33,21 @@ impl EtcdApi {
         credentials: &Credentials,
         write: WriteRequest,
     ) -> Result<(WriteResponse, i64), Status> {
-        let mut caller = self.auth.caller(credentials).await?;
+        let mut caller = self
+            .auth
+            .authorize(credentials, |caller| caller.check_write(&write))
+            .await?;
         for _ in 0..GUARD_ATTEMPTS {
-            caller.check_write(&write)?;
-            let Some(guarded) = caller.guard(&write) else {
+            let Some(guarded) = caller.guard(&write, self.node.is_leader()) else {
                 return self.replicate(write).await;
             };
             let (response, revision) = self.replicate(guarded).await?;
             if let Some(response) = auth::unguard(response) {
                 return Ok((response, revision));
             }
+            // The auth state changed between the check and the write: check again.
             caller = self.auth.fresh_caller(credentials).await?;
+            caller.check_write(&write)?;
         }
         Err(Status::unavailable(conclave_contract::errors::TIMEOUT))
     }
@@ -83,7 +87,9 @@ impl Kv for EtcdApi {
                 .map_err(|e| consensus_status(&e))?;
         }
         // After the barrier: a revocation acknowledged before this read is applied here.
-        self.auth.caller(&credentials).await?.check_range(&range)?;
+        self.auth
+            .authorize(&credentials, |caller| caller.check_range(&range))
+            .await?;
         let store = self.node.store().clone();
         let (response, revision) = tokio::task::spawn_blocking(move || store.range_at_revision(&range))
             .await

@@ -57,9 +57,13 @@ impl Lease for EtcdApi {
         &self,
         request: Request<pb::LeaseRevokeRequest>,
     ) -> Result<Response<pb::LeaseRevokeResponse>, Status> {
-        let caller = self.auth.caller(&Credentials::of(&request)).await?;
+        let credentials = Credentials::of(&request);
         let id = request.into_inner().id;
-        self.check_lease_keys(&caller, id, Access::Write)?;
+        self.auth
+            .authorize_fresh(&credentials, |caller| {
+                self.check_lease_keys(caller, id, Access::Write)
+            })
+            .await?;
         let revision = self
             .node
             .lease_revoke(id)
@@ -107,10 +111,16 @@ impl Lease for EtcdApi {
         &self,
         request: Request<pb::LeaseTimeToLiveRequest>,
     ) -> Result<Response<pb::LeaseTimeToLiveResponse>, Status> {
-        let caller = self.auth.caller(&Credentials::of(&request)).await?;
+        let credentials = Credentials::of(&request);
         let request = request.into_inner();
         if request.keys {
-            self.check_lease_keys(&caller, request.id, Access::Read)?;
+            self.auth
+                .authorize_fresh(&credentials, |caller| {
+                    self.check_lease_keys(caller, request.id, Access::Read)
+                })
+                .await?;
+        } else {
+            self.auth.caller(&credentials).await?;
         }
         let ttl = self
             .node

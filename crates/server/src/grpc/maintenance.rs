@@ -16,7 +16,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::{EtcdApi, ETCD_COMPAT_VERSION};
-use crate::auth::Credentials;
+use crate::auth::{Caller, Credentials};
 use crate::errors::{consensus_status, mvcc_status};
 
 /// etcd streams snapshots in 32 KiB pieces.
@@ -44,7 +44,10 @@ impl EtcdApi {
     /// Refuses a call that etcd reserves for root once auth is on (Defragment, Snapshot,
     /// Hash, HashKV, MoveLeader, member changes, alarm changes).
     pub(crate) async fn check_admin_call<T>(&self, request: &Request<T>) -> Result<(), Status> {
-        self.auth.caller(&Credentials::of(request)).await?.check_admin()
+        self.auth
+            .authorize_fresh(&Credentials::of(request), Caller::check_admin)
+            .await
+            .map(|_| ())
     }
 
     fn alarm_members(&self, filter: Option<AlarmKind>) -> Result<Vec<pb::AlarmMember>, Status> {
@@ -81,7 +84,9 @@ impl Maintenance for EtcdApi {
             }
             AlarmAction::Activate | AlarmAction::Deactivate => {
                 // Listing is open, as etcd's; raising or disarming needs root once auth is on.
-                self.auth.caller(&credentials).await?.check_admin()?;
+                self.auth
+                    .authorize_fresh(&credentials, Caller::check_admin)
+                    .await?;
                 let kind = kind
                     .ok_or_else(|| Status::invalid_argument(conclave_contract::errors::ALARM_TYPE_MISSING))?;
                 let alarm = Alarm {

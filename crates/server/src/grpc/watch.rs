@@ -20,8 +20,10 @@ impl Watch for EtcdApi {
         request: Request<Streaming<WatchRequest>>,
     ) -> Result<Response<Self::WatchStream>, Status> {
         self.require_leader_if_asked(request.metadata())?;
-        // The stream's token is checked once; each watcher's range when it is created.
-        let caller = self.auth.caller(&Credentials::of(&request)).await?;
+        // A bad token is refused when the stream opens; each watcher's range is checked
+        // when it is created.
+        let credentials = Credentials::of(&request);
+        self.auth.caller(&credentials).await?;
         let wants_leader = asks_for_leader(request.metadata());
         let settings = self.settings.watch;
         let (out, responses) = mpsc::channel(settings.buffer.max(2));
@@ -30,7 +32,7 @@ impl Watch for EtcdApi {
         }
         tokio::spawn(Session::run(
             self.node.clone(),
-            caller,
+            (self.auth.clone(), credentials),
             settings,
             request.into_inner(),
             out,

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::auth::{Access, Caller};
+use crate::auth::{Access, Auth, Credentials};
 use conclave_consensus::Node;
 use conclave_contract::errors;
 use conclave_mvcc::{CommitOutcome, MvccError};
@@ -64,8 +64,10 @@ enum End {
 /// One `Watch` gRPC stream.
 pub struct Session {
     node: Node,
-    /// Who opened the stream: every watcher it creates is checked for read access.
-    caller: Caller,
+    /// Who opened the stream: every watcher it creates is checked for read access, as of
+    /// the auth state when it is created.
+    auth: Auth,
+    credentials: Credentials,
     settings: SessionSettings,
     out: mpsc::Sender<Result<WatchResponse, Status>>,
     watchers: BTreeMap<i64, Watcher>,
@@ -96,7 +98,7 @@ impl Session {
     /// up to date with its number of watchers.
     pub async fn run(
         node: Node,
-        caller: Caller,
+        (auth, credentials): (Auth, Credentials),
         settings: SessionSettings,
         requests: Streaming<WatchRequest>,
         out: mpsc::Sender<Result<WatchResponse, Status>>,
@@ -107,7 +109,8 @@ impl Session {
         let processed = node.store().current_revision();
         let mut session = Session {
             node,
-            caller,
+            auth,
+            credentials,
             settings,
             out,
             watchers: BTreeMap::new(),
@@ -256,8 +259,10 @@ impl Session {
         } else {
             // As etcd 3.4: a watcher on a range the caller may not read is created
             // canceled, the reason being the Go text of the gRPC error.
-            self.caller
-                .check(Access::Read, &request.key, &request.range_end)
+            let (key, end) = (&request.key, &request.range_end);
+            self.auth
+                .authorize(&self.credentials, |caller| caller.check(Access::Read, key, end))
+                .await
                 .err()
                 .map(|_| {
                     format!(
