@@ -13,6 +13,8 @@ use conclave_contract::errors;
 use conclave_proto::etcdserverpb as pb;
 use conclave_proto::etcdserverpb::auth_client::AuthClient;
 use conclave_proto::etcdserverpb::kv_client::KvClient;
+use conclave_proto::v3electionpb as el;
+use conclave_proto::v3electionpb::election_client::ElectionClient;
 use conclave_testkit::{leader_index, wait_until, Cluster, ClusterOptions};
 use tonic::transport::Channel;
 use tonic::Code;
@@ -182,6 +184,7 @@ async fn etcdctl_users_roles_and_prefix_permissions_allow_and_deny_as_etcd_does(
         &[ALICE, "lock", "/locks/x", "--", "echo", "held"],
         denied,
     );
+    fails_with(&cluster, &[ALICE, "elect", "/elections/x", "me"], denied);
     // A watch outside is created canceled, with etcd 3.4's reason.
     let (success, stdout, stderr) = etcdctl(&cluster, &[ALICE, "watch", "/other"], None);
     assert!(!success, "{stdout}");
@@ -351,6 +354,46 @@ async fn a_token_from_one_member_works_on_every_member_and_after_the_leader_dies
         assert_eq!(denied.code(), Code::PermissionDenied);
         assert_eq!(denied.message(), errors::PERMISSION_DENIED);
     }
+    // Elections: write on the name's keys (`{name}/…`), with a lease of the user's own.
+    let channel_b = channel(&urls[leader % 3]).await;
+    let lease = conclave_proto::etcdserverpb::lease_client::LeaseClient::new(channel_b.clone())
+        .lease_grant(with_token(
+            pb::LeaseGrantRequest {
+                ttl: 30,
+                ..Default::default()
+            },
+            &token,
+        ))
+        .await
+        .expect("an authenticated user grants a lease")
+        .into_inner()
+        .id;
+    let mut election = ElectionClient::new(channel_b);
+    let campaign = |name: &str| {
+        with_token(
+            el::CampaignRequest {
+                name: name.into(),
+                lease,
+                value: b"me".to_vec(),
+            },
+            &token,
+        )
+    };
+    let won = election
+        .campaign(campaign("/app/e"))
+        .await
+        .expect("campaign inside /app/")
+        .into_inner();
+    assert!(won.leader.expect("leader key").key.starts_with(b"/app/e/"));
+    let denied = election
+        .campaign(campaign("/elections/x"))
+        .await
+        .expect_err("campaign outside /app/");
+    assert_eq!(
+        (denied.code(), denied.message()),
+        (Code::PermissionDenied, errors::PERMISSION_DENIED)
+    );
+
     let forged = format!("{token}x");
     let refused = get_as(&urls[0], &forged, "/app/k").await.expect_err("forged");
     assert_eq!(
