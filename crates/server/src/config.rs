@@ -503,6 +503,30 @@ mod tests {
     }
 
     #[test]
+    fn auth_settings_take_etcds_flags_and_refuse_nonsense() {
+        let parse = |args: &[&str]| {
+            let mut argv = vec!["conclave"];
+            argv.extend_from_slice(args);
+            Config::load(&Flags::parse_from(argv))
+                .expect("flags load")
+                .auth_settings()
+        };
+        let settings = parse(&["--auth-token-ttl", "7", "--bcrypt-cost", "4"]).expect("valid");
+        assert_eq!(settings.token_ttl, Duration::from_secs(7));
+        assert_eq!(settings.bcrypt_cost, 4);
+        assert!(parse(&["--auth-token", "jwt,pub-key=a,priv-key=b"]).is_ok());
+        for bad in [
+            &["--bcrypt-cost", "3"][..],
+            &["--bcrypt-cost", "32"],
+            &["--auth-token-ttl", "0"],
+            &["--auth-token", "oauth"],
+        ] {
+            let err = parse(bad).expect_err("refused");
+            assert!(err.to_string().contains(bad[0]), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
     fn the_example_file_parses_to_the_defaults() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/conclave.example.toml");
         let flags = Flags {

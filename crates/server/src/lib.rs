@@ -89,6 +89,7 @@ async fn bind(addrs: &[SocketAddr]) -> Result<Vec<TcpListener>, StartError> {
 pub async fn start(config: &Config) -> Result<RunningNode, StartError> {
     let metrics = Arc::new(Metrics::new()?);
     let mut node_config = config.node_config()?;
+    let auth_settings = config.auth_settings()?;
     node_config.metrics = Some(metrics.consensus());
     let client_listeners = bind(&config.client_listen_addrs()?).await?;
     let peer_listeners = bind(&config.peer_listen_addrs()?).await?;
@@ -118,7 +119,7 @@ pub async fn start(config: &Config) -> Result<RunningNode, StartError> {
         usage.clone(),
         config.quota_backend_bytes,
     );
-    let auth = auth::Auth::new(node.clone(), config.auth_settings()?, metrics.auth());
+    let auth = auth::Auth::new(node.clone(), auth_settings, metrics.auth());
     let api = EtcdApi::new(node.clone(), auth.clone(), settings, usage, metrics.watch());
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let max_message = config.max_request_bytes + GRPC_OVERHEAD_BYTES;
