@@ -234,6 +234,13 @@ async fn etcdctl_users_roles_and_prefix_permissions_allow_and_deny_as_etcd_does(
         &[ROOT, "user", "add", "alice:x"],
         errors::USER_ALREADY_EXIST,
     );
+    // A certificate-only user has no password to log in with.
+    assert_eq!(
+        ok(&cluster, &[ROOT, "user", "add", "--no-password", "bot"]),
+        "User bot created\n"
+    );
+    fails_with(&cluster, &["--user=bot:x", "get", "/app/a"], errors::AUTH_FAILED);
+    assert_eq!(ok(&cluster, &[ROOT, "user", "get", "bot"]), "User: bot\nRoles:\n");
     fails_with(
         &cluster,
         &[ROOT, "user", "revoke-role", "alice", "root"],
