@@ -4,10 +4,9 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::etcdctl::{etcdctl, ok};
 use common::*;
 use conclave_contract::errors;
 use conclave_proto::etcdserverpb as pb;
@@ -31,49 +30,6 @@ fn auth_options(size: usize, extra: &[&str]) -> ClusterOptions {
 
 fn start(size: usize, extra: &[&str]) -> Cluster {
     Cluster::start(bin(), auth_options(size, extra)).expect("start cluster")
-}
-
-fn etcdctl(cluster: &Cluster, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
-    let mut endpoints: Vec<String> = cluster
-        .client_endpoints()
-        .iter()
-        .map(|e| e.trim_start_matches("http://").to_string())
-        .collect();
-    // etcdctl asks one member for a snapshot.
-    if args.contains(&"snapshot") {
-        endpoints.truncate(1);
-    }
-    let mut child = Command::new("etcdctl")
-        .env("ETCDCTL_API", "3")
-        .arg(format!("--endpoints={}", endpoints.join(",")))
-        .arg("--command-timeout=10s")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("etcdctl not found: install Debian's etcd-client package (make test does)");
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(input.as_bytes())
-            .expect("write stdin");
-    }
-    drop(child.stdin.take());
-    let out = child.wait_with_output().expect("etcdctl");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn ok(cluster: &Cluster, args: &[&str]) -> String {
-    let (success, stdout, stderr) = etcdctl(cluster, args, None);
-    assert!(success, "etcdctl {args:?} failed: {stderr}\n{stdout}");
-    stdout
 }
 
 /// etcdctl fails, and its last error line carries `message`.
@@ -464,16 +420,7 @@ async fn a_revoked_role_denies_at_once_on_every_member() {
         put_as(other, &token, "/app/r")
             .await
             .expect("allowed before the revoke");
-        admin
-            .user_revoke_role(with_token(
-                pb::AuthUserRevokeRoleRequest {
-                    name: "alice".into(),
-                    role: "app".into(),
-                },
-                &root,
-            ))
-            .await
-            .expect("revoke");
+        revoke_app_from_alice(&mut admin, &root).await;
         let put = put_as(other, &token, "/app/r").await.expect_err("denied at once");
         assert_eq!(put.code(), Code::PermissionDenied, "round {round}: {put:?}");
         let get = get_as(other, &token, "/app/r").await.expect_err("denied at once");
@@ -489,6 +436,20 @@ async fn a_revoked_role_denies_at_once_on_every_member() {
             .await
             .expect("grant again");
     }
+}
+
+/// Revokes role `app` from alice, as root (`root_token`).
+async fn revoke_app_from_alice(admin: &mut AuthClient<Channel>, root_token: &str) {
+    admin
+        .user_revoke_role(with_token(
+            pb::AuthUserRevokeRoleRequest {
+                name: "alice".into(),
+                role: "app".into(),
+            },
+            root_token,
+        ))
+        .await
+        .expect("revoke");
 }
 
 /// A member that lags (it gets no appends from the leader, yet still forwards writes to
@@ -518,16 +479,7 @@ async fn a_lagging_member_never_lets_a_revoked_user_write() {
 
     cluster.block_direction(leader, lagging);
     let mut admin = AuthClient::new(channel(&urls[leader - 1]).await);
-    admin
-        .user_revoke_role(with_token(
-            pb::AuthUserRevokeRoleRequest {
-                name: "alice".into(),
-                role: "app".into(),
-            },
-            &root,
-        ))
-        .await
-        .expect("revoke");
+    revoke_app_from_alice(&mut admin, &root).await;
     // The lagging member still holds the grant; the write it forwards must not land. It
     // is refused, or fails while the member cannot catch up (then the retry after healing
     // is refused).

@@ -3,55 +3,11 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::etcdctl::{etcdctl, ok};
 use common::*;
-use conclave_testkit::{leader_index, Cluster};
-
-fn etcdctl(cluster: &Cluster, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
-    // host:port, not http://host:port: for `endpoint status` etcdctl 3.4 puts the endpoint
-    // string verbatim into HTTP/2's :authority, which Rust's HTTP/2 stack rejects as
-    // malformed (docs/compatibility.md).
-    let endpoints: Vec<String> = cluster
-        .client_endpoints()
-        .iter()
-        .map(|e| e.trim_start_matches("http://").to_string())
-        .collect();
-    let endpoints = endpoints.join(",");
-    let mut child = Command::new("etcdctl")
-        .env("ETCDCTL_API", "3")
-        .arg(format!("--endpoints={endpoints}"))
-        .arg("--command-timeout=10s")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("etcdctl not found: install Debian's etcd-client package (make test does)");
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(input.as_bytes())
-            .expect("write stdin");
-    }
-    drop(child.stdin.take());
-    let out = child.wait_with_output().expect("etcdctl");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn ok(cluster: &Cluster, args: &[&str]) -> String {
-    let (success, stdout, stderr) = etcdctl(cluster, args, None);
-    assert!(success, "etcdctl {args:?} failed: {stderr}\n{stdout}");
-    stdout
-}
+use conclave_testkit::leader_index;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn etcdctl_put_get_del_txn_and_compaction_work_against_a_three_member_cluster() {

@@ -1,6 +1,7 @@
 //! Helpers shared by the node's integration tests (each test file includes this module).
 #![allow(dead_code)]
 
+pub mod etcdctl;
 pub mod scrape;
 
 use std::path::Path;
