@@ -132,6 +132,31 @@ pub enum Error {
         message: String,
     },
 
+    /// The user name or password was refused by `Authenticate` (etcd's "authentication
+    /// failed, invalid user ID or password"). Fix the credentials; retrying cannot help.
+    #[error("authentication failed: invalid user name or password")]
+    AuthenticationFailed,
+
+    /// The cluster refused the token sent (etcd's "invalid auth token": unknown, expired,
+    /// or dropped after a password change; or "revision of auth store is old"). A client
+    /// with credentials logs in again and re-sends the call once before reporting this;
+    /// a client built with [`crate::Client::with_token`] reports it at once.
+    #[error("invalid auth token: {message} (log in again)")]
+    InvalidToken {
+        /// The server's message.
+        message: String,
+    },
+
+    /// Auth is enabled and the request carried no token (etcd's "user name is empty"):
+    /// give the client credentials ([`crate::ClientOptions::credentials`]).
+    #[error("authentication required: the cluster has auth enabled and no user was given")]
+    AuthRequired,
+
+    /// The user is authenticated but its roles do not allow this request (etcd's
+    /// "permission denied"). Grant the user a role with the permission it needs.
+    #[error("permission denied")]
+    PermissionDenied,
+
     /// The call did not finish within its deadline.
     #[error("timed out after {0:?}")]
     Timeout(Duration),
@@ -152,6 +177,14 @@ impl Error {
             },
             (Code::OutOfRange, errors::FUTURE_REVISION) => Error::FutureRevision,
             (Code::NotFound, errors::LEASE_NOT_FOUND) => Error::LeaseNotFound,
+            (Code::InvalidArgument, errors::AUTH_FAILED) => Error::AuthenticationFailed,
+            (Code::Unauthenticated, _) | (Code::InvalidArgument, errors::AUTH_OLD_REVISION) => {
+                Error::InvalidToken {
+                    message: message.to_string(),
+                }
+            }
+            (Code::InvalidArgument, errors::USER_EMPTY) => Error::AuthRequired,
+            (Code::PermissionDenied, _) => Error::PermissionDenied,
             (Code::InvalidArgument, _) => Error::InvalidArgument(message.to_string()),
             (code, _) => Error::Server {
                 code,
