@@ -94,42 +94,47 @@ pub const MUTEX_SESSION_EXPIRED: &str = "mutex: session is expired";
 /// Conclave fails, as its Lock does).
 pub const ELECTION_SESSION_EXPIRED: &str = "election: session is expired";
 
-// --- Auth (etcd `rpctypes`; the gRPC code each is sent with is noted beside it) ---
+// --- Authentication and access control (etcd `rpctypes`) ---
 
-/// A request without a token while auth is enabled, or a user call with an empty name
-/// (InvalidArgument; etcd's `ErrGRPCUserEmpty`).
-pub const USER_EMPTY: &str = "etcdserver: user name is empty";
-/// UserAdd of a name that exists (FailedPrecondition).
+/// AuthEnable without a `root` user (FailedPrecondition).
+pub const ROOT_USER_NOT_EXIST: &str = "etcdserver: root user does not exist";
+/// AuthEnable while `root` lacks the `root` role (FailedPrecondition).
+pub const ROOT_ROLE_NOT_EXIST: &str = "etcdserver: root user does not have root role";
+/// UserAdd of an existing name (FailedPrecondition).
 pub const USER_ALREADY_EXIST: &str = "etcdserver: user name already exists";
-/// A user call naming a user that does not exist (FailedPrecondition).
+/// An empty user name, or a request without a token while auth is on (InvalidArgument).
+pub const USER_EMPTY: &str = "etcdserver: user name is empty";
+/// A user that does not exist (FailedPrecondition).
 pub const USER_NOT_FOUND: &str = "etcdserver: user name not found";
-/// RoleAdd of a name that exists (FailedPrecondition).
+/// RoleAdd of an existing name (FailedPrecondition).
 pub const ROLE_ALREADY_EXIST: &str = "etcdserver: role name already exists";
-/// A role call naming a role that does not exist (FailedPrecondition).
+/// A role that does not exist (FailedPrecondition).
 pub const ROLE_NOT_FOUND: &str = "etcdserver: role name not found";
-/// RoleAdd with an empty name (InvalidArgument).
+/// An empty role name (InvalidArgument).
 pub const ROLE_EMPTY: &str = "etcdserver: role name is empty";
 /// Authenticate with an unknown user or a wrong password (InvalidArgument).
 pub const AUTH_FAILED: &str = "etcdserver: authentication failed, invalid user ID or password";
-/// The user's roles do not allow the request (PermissionDenied).
+/// RoleGrantPermission without a permission (InvalidArgument).
+pub const PERMISSION_NOT_GIVEN: &str = "etcdserver: permission not given";
+/// The caller may not do this (PermissionDenied).
 pub const PERMISSION_DENIED: &str = "etcdserver: permission denied";
 /// UserRevokeRole of a role the user does not have (FailedPrecondition).
 pub const ROLE_NOT_GRANTED: &str = "etcdserver: role is not granted to the user";
 /// RoleRevokePermission of a permission the role does not have (FailedPrecondition).
 pub const PERMISSION_NOT_GRANTED: &str = "etcdserver: permission is not granted to the role";
-/// Authenticate while auth is disabled (FailedPrecondition).
+/// Authenticate while auth is off (FailedPrecondition).
 pub const AUTH_NOT_ENABLED: &str = "etcdserver: authentication is not enabled";
-/// A token that is unknown, expired or malformed (Unauthenticated).
+/// A token that is malformed, forged, expired or for a changed user (Unauthenticated).
 pub const INVALID_AUTH_TOKEN: &str = "etcdserver: invalid auth token";
-/// An auth change that would leave the cluster unmanageable, e.g. revoking root's
-/// root role (InvalidArgument).
+/// An auth change that makes no sense, e.g. revoking `root` from `root` while auth is on,
+/// or a permission whose range is empty (InvalidArgument).
 pub const INVALID_AUTH_MGMT: &str = "etcdserver: invalid auth management";
-/// A token issued before the latest auth change (InvalidArgument).
+/// A token older than the auth state it is checked against (InvalidArgument).
 pub const AUTH_OLD_REVISION: &str = "etcdserver: revision of auth store is old";
-/// AuthEnable without a `root` user (FailedPrecondition).
-pub const ROOT_USER_NOT_EXIST: &str = "etcdserver: root user does not exist";
-/// AuthEnable while `root` lacks the `root` role (FailedPrecondition).
-pub const ROOT_ROLE_NOT_EXIST: &str = "etcdserver: root user does not have root role";
+/// Conclave's own: too many failed Authenticate calls for this user or from this address
+/// (ResourceExhausted); retry after a few seconds.
+pub const AUTH_RATE_LIMITED: &str = "etcdserver: too many failed authentication attempts, retry later";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -76,6 +76,14 @@ pub struct Config {
     /// On a fresh data dir, start a new cluster from this snapshot file (as saved by
     /// `etcdctl snapshot save` from a Conclave member). Default empty (none).
     pub restore_snapshot: String,
+    /// How long an auth token is valid, in seconds (etcd's `--auth-token-ttl`). Default 300.
+    pub auth_token_ttl: u64,
+    /// bcrypt cost of password hashes, 4 to 31 (etcd's `--bcrypt-cost`). Default 10.
+    pub bcrypt_cost: u32,
+    /// etcd's `--auth-token` (`simple` or `jwt,...`): accepted so etcd command lines keep
+    /// working; Conclave always issues HS256 tokens signed by a key replicated through
+    /// Raft, valid on every member (docs/security.md). Default `simple`.
+    pub auth_token: String,
     /// Log filter (`tracing` env-filter syntax). Default `info`.
     pub log_level: String,
 }
@@ -107,6 +115,9 @@ impl Default for Config {
             watch_progress_notify_interval: 600_000,
             watch_slow_client_timeout: 10_000,
             restore_snapshot: String::new(),
+            auth_token_ttl: 300,
+            bcrypt_cost: 10,
+            auth_token: "simple".into(),
             log_level: "info".into(),
         }
     }
@@ -195,6 +206,15 @@ pub struct Flags {
     /// Start a new cluster from this snapshot file (fresh data dir only).
     #[arg(long)]
     pub restore_snapshot: Option<String>,
+    /// Auth token lifetime (s).
+    #[arg(long)]
+    pub auth_token_ttl: Option<u64>,
+    /// bcrypt cost of password hashes (4-31).
+    #[arg(long)]
+    pub bcrypt_cost: Option<u32>,
+    /// etcd's token type (`simple` or `jwt,...`); Conclave's tokens are always signed.
+    #[arg(long)]
+    pub auth_token: Option<String>,
     /// Log filter.
     #[arg(long)]
     pub log_level: Option<String>,
@@ -262,6 +282,9 @@ impl Config {
             watch_progress_notify_interval,
             watch_slow_client_timeout,
             restore_snapshot,
+            auth_token_ttl,
+            bcrypt_cost,
+            auth_token,
             log_level
         );
         Ok(builder.build()?.try_deserialize()?)
@@ -302,6 +325,32 @@ impl Config {
             .iter()
             .map(|u| socket_addr(u, "--listen-metrics-urls"))
             .collect()
+    }
+
+    /// The authentication settings (`--auth-token-ttl`, `--bcrypt-cost`, `--auth-token`).
+    pub fn auth_settings(&self) -> Result<crate::auth::AuthSettings, ConfigError> {
+        if !(4..=31).contains(&self.bcrypt_cost) {
+            return Err(ConfigError::Invalid(format!(
+                "--bcrypt-cost must be between 4 and 31, not {}",
+                self.bcrypt_cost
+            )));
+        }
+        if self.auth_token_ttl == 0 {
+            return Err(ConfigError::Invalid(
+                "--auth-token-ttl must be at least 1 second".into(),
+            ));
+        }
+        let kind = self.auth_token.split(',').next().unwrap_or_default();
+        if !matches!(kind, "simple" | "jwt") {
+            return Err(ConfigError::Invalid(format!(
+                "--auth-token must be simple or jwt,... (as etcd), not {:?}",
+                self.auth_token
+            )));
+        }
+        Ok(crate::auth::AuthSettings {
+            token_ttl: Duration::from_secs(self.auth_token_ttl),
+            bcrypt_cost: self.bcrypt_cost,
+        })
     }
 
     /// The consensus configuration these settings describe.
@@ -451,6 +500,30 @@ mod tests {
         let node = config.node_config().unwrap();
         assert_eq!(node.initial_cluster.len(), 2);
         assert_eq!(node.peer_source_ip, Some("127.0.0.12".parse().unwrap()));
+    }
+
+    #[test]
+    fn auth_settings_take_etcds_flags_and_refuse_nonsense() {
+        let parse = |args: &[&str]| {
+            let mut argv = vec!["conclave"];
+            argv.extend_from_slice(args);
+            Config::load(&Flags::parse_from(argv))
+                .expect("flags load")
+                .auth_settings()
+        };
+        let settings = parse(&["--auth-token-ttl", "7", "--bcrypt-cost", "4"]).expect("valid");
+        assert_eq!(settings.token_ttl, Duration::from_secs(7));
+        assert_eq!(settings.bcrypt_cost, 4);
+        assert!(parse(&["--auth-token", "jwt,pub-key=a,priv-key=b"]).is_ok());
+        for bad in [
+            &["--bcrypt-cost", "3"][..],
+            &["--bcrypt-cost", "32"],
+            &["--auth-token-ttl", "0"],
+            &["--auth-token", "oauth"],
+        ] {
+            let err = parse(bad).expect_err("refused");
+            assert!(err.to_string().contains(bad[0]), "{bad:?}: {err}");
+        }
     }
 
     #[test]

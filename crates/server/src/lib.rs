@@ -2,6 +2,7 @@
 //!
 //! Embeddable: a Rust program starts a node in-process with [`start`] and a [`Config`].
 
+pub mod auth;
 pub mod config;
 pub mod convert;
 pub mod errors;
@@ -11,6 +12,7 @@ pub mod health;
 pub mod metrics;
 pub mod quota;
 pub mod recipes;
+pub mod tls;
 pub mod watch;
 
 use std::net::SocketAddr;
@@ -18,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use conclave_consensus::{Node, PeerService};
+use conclave_proto::etcdserverpb::auth_server::AuthServer;
 use conclave_proto::etcdserverpb::cluster_server::ClusterServer;
 use conclave_proto::etcdserverpb::kv_server::KvServer;
 use conclave_proto::etcdserverpb::lease_server::LeaseServer;
@@ -86,6 +89,7 @@ async fn bind(addrs: &[SocketAddr]) -> Result<Vec<TcpListener>, StartError> {
 pub async fn start(config: &Config) -> Result<RunningNode, StartError> {
     let metrics = Arc::new(Metrics::new()?);
     let mut node_config = config.node_config()?;
+    let auth_settings = config.auth_settings()?;
     node_config.metrics = Some(metrics.consensus());
     let client_listeners = bind(&config.client_listen_addrs()?).await?;
     let peer_listeners = bind(&config.peer_listen_addrs()?).await?;
@@ -115,7 +119,8 @@ pub async fn start(config: &Config) -> Result<RunningNode, StartError> {
         usage.clone(),
         config.quota_backend_bytes,
     );
-    let api = EtcdApi::new(node.clone(), settings, usage, metrics.watch());
+    let auth = auth::Auth::new(node.clone(), auth_settings, metrics.auth());
+    let api = EtcdApi::new(node.clone(), auth.clone(), settings, usage, metrics.watch());
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let max_message = config.max_request_bytes + GRPC_OVERHEAD_BYTES;
 
@@ -129,7 +134,7 @@ pub async fn start(config: &Config) -> Result<RunningNode, StartError> {
         metrics.controller(),
         stopped.clone(),
     ));
-    let groups = groups::GroupsApi::new(node.clone(), config.max_request_bytes);
+    let groups = groups::GroupsApi::new(node.clone(), auth.clone(), config.max_request_bytes);
 
     let mut servers = Vec::new();
     for listener in client_listeners {
@@ -144,6 +149,7 @@ pub async fn start(config: &Config) -> Result<RunningNode, StartError> {
             .add_service(ClusterServer::new(api.clone()).max_decoding_message_size(max_message))
             .add_service(ElectionServer::new(api.clone()).max_decoding_message_size(max_message))
             .add_service(LockServer::new(api.clone()).max_decoding_message_size(max_message))
+            .add_service(AuthServer::new(api.clone()).max_decoding_message_size(max_message))
             .add_service(GroupsServer::new(groups.clone()).max_decoding_message_size(max_message))
             // Joining members may name a client URL in --join.
             .add_service(PeerService::join_server(node.clone()));

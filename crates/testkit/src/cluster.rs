@@ -316,6 +316,12 @@ impl Cluster {
         self.proxy.block(a, b);
     }
 
+    /// Stops the connections node `from` opens to node `to`; see
+    /// [`PeerProxy::block_direction`].
+    pub fn block_direction(&self, from: usize, to: usize) {
+        self.proxy.block_direction(from, to);
+    }
+
     /// Removes every partition; see [`PeerProxy::heal`].
     pub fn heal(&self) {
         self.proxy.heal();

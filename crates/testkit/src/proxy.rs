@@ -69,6 +69,8 @@ struct Shared {
 struct State {
     isolated: HashSet<usize>,
     blocked_pairs: HashSet<(usize, usize)>,
+    /// `(from, to)`: connections `from` opens to `to` are refused; `to`'s to `from` pass.
+    blocked_directions: HashSet<(usize, usize)>,
     routes: BTreeMap<usize, Route>,
     connections: HashMap<u64, Connection>,
     next_connection: u64,
@@ -93,7 +95,8 @@ impl State {
         a != b
             && (self.isolated.contains(&a)
                 || self.isolated.contains(&b)
-                || self.blocked_pairs.contains(&pair(a, b)))
+                || self.blocked_pairs.contains(&pair(a, b))
+                || self.blocked_directions.contains(&(a, b)))
     }
 
     /// Drops (and so severs) every connection that the current blocks forbid.
@@ -180,11 +183,24 @@ impl PeerProxy {
         tracing::info!(a, b, "testkit: peer proxy blocked link");
     }
 
+    /// Refuses (and severs) the connections node `from` opens to node `to`, while `to`'s
+    /// connections to `from` keep working, until [`PeerProxy::heal`]. Each side's requests
+    /// travel on the connections it opens: blocking leader → follower stops the appends
+    /// and heartbeats the follower receives, yet the follower still reaches the leader
+    /// (forwarded writes, read-index requests) — a member that lags but still serves.
+    pub fn block_direction(&self, from: usize, to: usize) {
+        let mut state = self.lock();
+        state.blocked_directions.insert((from, to));
+        state.sever_blocked();
+        tracing::info!(from, to, "testkit: peer proxy blocked one direction");
+    }
+
     /// Removes every isolation and block; nodes reconnect on their own.
     pub fn heal(&self) {
         let mut state = self.lock();
         state.isolated.clear();
         state.blocked_pairs.clear();
+        state.blocked_directions.clear();
         tracing::info!("testkit: peer proxy healed");
     }
 
@@ -357,5 +373,13 @@ mod tests {
         state.isolated.insert(2);
         assert!(state.is_blocked(1, 2) && state.is_blocked(2, 5) && state.is_blocked(4, 2));
         assert!(!state.is_blocked(2, 2));
+    }
+
+    #[test]
+    fn a_direction_block_stops_one_side_only() {
+        let mut state = State::default();
+        state.blocked_directions.insert((1, 3));
+        assert!(state.is_blocked(1, 3));
+        assert!(!state.is_blocked(3, 1));
     }
 }

@@ -4,7 +4,8 @@
 //!
 //! A put, a delete, or a range starting inside the prefix is refused. A range that only
 //! covers the prefix from outside (`etcdctl del --from-key ""`, `del --prefix /`) is
-//! refused only while groups exist, so wiping a cluster without groups works as on etcd.
+//! refused only while groups or auth records (users, roles: `crate::auth::records`)
+//! exist, so wiping a cluster without them works as on etcd.
 
 use conclave_mvcc::{RangeRequest, RequestOp, Store, TxnRequest};
 use tonic::Status;
@@ -13,22 +14,27 @@ use conclave_contract::groups::{touches_reserved, GROUPS, RESERVED};
 
 fn refused(what: &str) -> Status {
     Status::permission_denied(format!(
-        "{what} keys under {} reserved for Conclave's partition groups: change groups with the Groups API (conclave.partition.v1.Groups, conclavectl group ...), or delete the range below and above the prefix separately",
+        "{what} keys under {} reserved for Conclave's partition groups and auth records: change groups with the Groups API (conclave.partition.v1.Groups, conclavectl group ...) and users and roles with the Auth API (etcdctl user/role ...), or delete the range below and above the prefix separately",
         String::from_utf8_lossy(RESERVED)
     ))
 }
 
-/// Whether any group exists (a controller's claim alone does not count: a wipe that takes
-/// it makes the controller claim office again).
-fn groups_exist(store: &Store) -> bool {
+/// Whether any key under `prefix` exists.
+fn any_under(store: &Store, prefix: &[u8]) -> bool {
     store
         .range(&RangeRequest {
-            key: GROUPS.to_vec(),
-            range_end: conclave_contract::keys::prefix_end(GROUPS),
+            key: prefix.to_vec(),
+            range_end: conclave_contract::keys::prefix_end(prefix),
             count_only: true,
             ..Default::default()
         })
         .map_or(true, |r| r.count > 0)
+}
+
+/// Whether a group or an auth record exists (a controller's claim alone does not count: a
+/// wipe that takes it makes the controller claim office again).
+fn records_exist(store: &Store) -> bool {
+    any_under(store, GROUPS) || any_under(store, crate::auth::records::AUTH)
 }
 
 /// Checks a client put of `key`.
@@ -44,7 +50,7 @@ pub fn check_delete(store: &Store, key: &[u8], range_end: &[u8]) -> Result<(), S
     if key.starts_with(RESERVED) {
         return Err(refused("the delete removes"));
     }
-    if touches_reserved(key, range_end) && groups_exist(store) {
+    if touches_reserved(key, range_end) && records_exist(store) {
         return Err(refused("the delete range covers"));
     }
     Ok(())

@@ -2,6 +2,7 @@
 
 use std::pin::Pin;
 
+use crate::auth::{Access, Credentials};
 use conclave_consensus::Node;
 use conclave_controller::{partition_for, MemberId};
 use conclave_mvcc::TxnRequest;
@@ -28,15 +29,17 @@ const WATCH_BUFFER: usize = 64;
 #[derive(Clone)]
 pub struct GroupsApi {
     node: Node,
+    auth: crate::auth::Auth,
     max_request_bytes: usize,
 }
 
 impl GroupsApi {
     /// The service of `node`; requests above `max_request_bytes` are refused as etcd
     /// refuses them.
-    pub fn new(node: Node, max_request_bytes: usize) -> GroupsApi {
+    pub fn new(node: Node, auth: crate::auth::Auth, max_request_bytes: usize) -> GroupsApi {
         GroupsApi {
             node,
+            auth,
             max_request_bytes,
         }
     }
@@ -59,6 +62,22 @@ impl GroupsApi {
         Ok(())
     }
 
+    /// Refuses a caller without `access` to every key of group `name`
+    /// (`/_conclave/groups/{name}/…`): grant a role that prefix to let it use the group.
+    async fn check_access(
+        &self,
+        credentials: &Credentials,
+        name: &str,
+        access: Access,
+    ) -> Result<(), Status> {
+        let prefix = GroupKeys::new(name).prefix();
+        let end = conclave_contract::keys::prefix_end(&prefix);
+        self.auth
+            .authorize_fresh(credentials, |caller| caller.check(access, &prefix, &end))
+            .await
+            .map(|_| ())
+    }
+
     async fn group(&self, name: &str, linearizable: bool) -> Result<GroupView, GroupError> {
         check_group_name(name).map_err(GroupError::Invalid)?;
         if linearizable {
@@ -79,7 +98,10 @@ impl Groups for GroupsApi {
         &self,
         request: Request<pb::CreateGroupRequest>,
     ) -> Result<Response<pb::GroupResponse>, Status> {
+        let credentials = Credentials::of(&request);
         let request = request.into_inner();
+        self.check_access(&credentials, &request.name, Access::Write)
+            .await?;
         self.check_size(&request)?;
         check_group_name(&request.name).map_err(|e| status(GroupError::Invalid(e)))?;
         let config = new_config(request.settings.as_ref()).map_err(status)?;
@@ -104,7 +126,10 @@ impl Groups for GroupsApi {
         &self,
         request: Request<pb::UpdateGroupRequest>,
     ) -> Result<Response<pb::GroupResponse>, Status> {
+        let credentials = Credentials::of(&request);
         let request = request.into_inner();
+        self.check_access(&credentials, &request.name, Access::Write)
+            .await?;
         self.check_size(&request)?;
         let view = self.group(&request.name, true).await.map_err(status)?;
         if let Some(p) = request.settings.as_ref().and_then(|s| s.partitions) {
@@ -146,7 +171,10 @@ impl Groups for GroupsApi {
         &self,
         request: Request<pb::DeleteGroupRequest>,
     ) -> Result<Response<pb::DeleteGroupResponse>, Status> {
+        let credentials = Credentials::of(&request);
         let request = request.into_inner();
+        self.check_access(&credentials, &request.name, Access::Write)
+            .await?;
         self.check_size(&request)?;
         let view = self.group(&request.name, true).await.map_err(status)?;
         let txn = TxnRequest {
@@ -166,7 +194,10 @@ impl Groups for GroupsApi {
         &self,
         request: Request<pb::GetGroupRequest>,
     ) -> Result<Response<pb::GroupResponse>, Status> {
+        let credentials = Credentials::of(&request);
         let request = request.into_inner();
+        self.check_access(&credentials, &request.name, Access::Read)
+            .await?;
         let view = self.group(&request.name, true).await.map_err(status)?;
         Ok(Response::new(pb::GroupResponse {
             header: self.header(view.revision),
@@ -176,17 +207,24 @@ impl Groups for GroupsApi {
 
     async fn list_groups(
         &self,
-        _request: Request<pb::ListGroupsRequest>,
+        request: Request<pb::ListGroupsRequest>,
     ) -> Result<Response<pb::ListGroupsResponse>, Status> {
         self.node
             .linearizable_barrier()
             .await
             .map_err(|e| status(GroupError::from(e)))?;
+        // Only the groups the caller may read are listed.
+        let caller = self.auth.caller(&Credentials::of(&request)).await?;
         let store = self.node.store().clone();
         let (groups, revision) = tokio::task::spawn_blocking(move || -> Result<_, GroupError> {
             let revision = store.current_revision();
             let mut groups = Vec::new();
             for name in state::group_names(&store)? {
+                let prefix = GroupKeys::new(&name).prefix();
+                let end = conclave_contract::keys::prefix_end(&prefix);
+                if caller.check(Access::Read, &prefix, &end).is_err() {
+                    continue;
+                }
                 if let Some(view) = GroupView::read(&store, &name)? {
                     groups.push(group_to_pb(&name, &view.config, view.config_create_revision));
                 }
@@ -203,7 +241,10 @@ impl Groups for GroupsApi {
     }
 
     async fn join(&self, request: Request<pb::JoinRequest>) -> Result<Response<pb::JoinResponse>, Status> {
+        let credentials = Credentials::of(&request);
         let request = request.into_inner();
+        self.check_access(&credentials, &request.group, Access::Write)
+            .await?;
         self.check_size(&request)?;
         let (member, view) = members::join(&self.node, &request).await.map_err(status)?;
         tracing::info!(group = %request.group, member = %request.member_id, lease = format!("{:x}", request.lease), "member joined");
@@ -215,7 +256,10 @@ impl Groups for GroupsApi {
     }
 
     async fn leave(&self, request: Request<pb::LeaveRequest>) -> Result<Response<pb::LeaveResponse>, Status> {
+        let credentials = Credentials::of(&request);
         let request = request.into_inner();
+        self.check_access(&credentials, &request.group, Access::Write)
+            .await?;
         self.check_size(&request)?;
         let revision = members::leave(&self.node, &request).await.map_err(status)?;
         tracing::info!(group = %request.group, member = %request.member_id, "member left");
@@ -225,7 +269,10 @@ impl Groups for GroupsApi {
     }
 
     async fn drain(&self, request: Request<pb::DrainRequest>) -> Result<Response<pb::DrainResponse>, Status> {
+        let credentials = Credentials::of(&request);
         let request = request.into_inner();
+        self.check_access(&credentials, &request.group, Access::Write)
+            .await?;
         self.check_size(&request)?;
         let (replicas, leaderships, revision) = members::drain(&self.node, &request).await.map_err(status)?;
         Ok(Response::new(pb::DrainResponse {
@@ -239,7 +286,10 @@ impl Groups for GroupsApi {
         &self,
         request: Request<pb::GetMapRequest>,
     ) -> Result<Response<pb::MapResponse>, Status> {
+        let credentials = Credentials::of(&request);
         let request = request.into_inner();
+        self.check_access(&credentials, &request.group, Access::Read)
+            .await?;
         let view = self
             .group(&request.group, !request.serializable)
             .await
@@ -256,7 +306,10 @@ impl Groups for GroupsApi {
         &self,
         request: Request<pb::WatchMapRequest>,
     ) -> Result<Response<Self::WatchMapStream>, Status> {
+        let credentials = Credentials::of(&request);
         let request = request.into_inner();
+        self.check_access(&credentials, &request.group, Access::Read)
+            .await?;
         check_group_name(&request.group).map_err(|e| status(GroupError::Invalid(e)))?;
         let (tx, rx) = mpsc::channel(WATCH_BUFFER);
         tokio::spawn(watch::stream(
@@ -280,7 +333,10 @@ impl Groups for GroupsApi {
         &self,
         request: Request<pb::HistoryRequest>,
     ) -> Result<Response<pb::HistoryResponse>, Status> {
+        let credentials = Credentials::of(&request);
         let request = request.into_inner();
+        self.check_access(&credentials, &request.group, Access::Read)
+            .await?;
         let view = self.group(&request.group, true).await.map_err(status)?;
         let limit = if request.limit == 0 { 20 } else { request.limit };
         let store = self.node.store().clone();
@@ -299,7 +355,10 @@ impl Groups for GroupsApi {
         &self,
         request: Request<pb::ReportRequest>,
     ) -> Result<Response<pb::ReportResponse>, Status> {
+        let credentials = Credentials::of(&request);
         let request = request.into_inner();
+        self.check_access(&credentials, &request.group, Access::Write)
+            .await?;
         self.check_size(&request)?;
         let revision = members::report(&self.node, &request).await.map_err(status)?;
         Ok(Response::new(pb::ReportResponse {
@@ -308,7 +367,10 @@ impl Groups for GroupsApi {
     }
 
     async fn route(&self, request: Request<pb::RouteRequest>) -> Result<Response<pb::RouteResponse>, Status> {
+        let credentials = Credentials::of(&request);
         let request = request.into_inner();
+        self.check_access(&credentials, &request.group, Access::Read)
+            .await?;
         self.check_size(&request)?;
         let view = self.group(&request.group, true).await.map_err(status)?;
         let id = partition_for(&request.key, view.config.partitions);

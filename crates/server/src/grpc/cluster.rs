@@ -61,6 +61,7 @@ impl Cluster for EtcdApi {
         &self,
         request: Request<pb::MemberAddRequest>,
     ) -> Result<Response<pb::MemberAddResponse>, Status> {
+        self.check_admin_call(&request).await?;
         let request = request.into_inner();
         check_peer_urls(&request.peer_ur_ls)?;
         let change = MembershipChange::Add {
@@ -86,6 +87,7 @@ impl Cluster for EtcdApi {
         &self,
         request: Request<pb::MemberRemoveRequest>,
     ) -> Result<Response<pb::MemberRemoveResponse>, Status> {
+        self.check_admin_call(&request).await?;
         self.change(MembershipChange::Remove(request.into_inner().id))
             .await?;
         Ok(Response::new(pb::MemberRemoveResponse {
@@ -98,6 +100,7 @@ impl Cluster for EtcdApi {
         &self,
         request: Request<pb::MemberUpdateRequest>,
     ) -> Result<Response<pb::MemberUpdateResponse>, Status> {
+        self.check_admin_call(&request).await?;
         let request = request.into_inner();
         check_peer_urls(&request.peer_ur_ls)?;
         self.change(MembershipChange::Update {
@@ -131,6 +134,7 @@ impl Cluster for EtcdApi {
         &self,
         request: Request<pb::MemberPromoteRequest>,
     ) -> Result<Response<pb::MemberPromoteResponse>, Status> {
+        self.check_admin_call(&request).await?;
         self.change(MembershipChange::Promote(request.into_inner().id))
             .await?;
         Ok(Response::new(pb::MemberPromoteResponse {

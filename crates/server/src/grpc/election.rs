@@ -17,6 +17,8 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use crate::auth::{Access, Credentials};
+
 use super::EtcdApi;
 use crate::convert::kv_to_pb;
 use crate::errors::{consensus_status, recipe_status};
@@ -82,6 +84,29 @@ fn leader_key(leader: Option<pb::LeaderKey>) -> Result<pb::LeaderKey, Status> {
     leader.ok_or_else(|| recipe_status(MISSING_LEADER_KEY))
 }
 
+impl EtcdApi {
+    /// Refuses a caller without `accesses` on the queue of election or lock `name` (the
+    /// keys `{name}/…`), and names under the reserved prefix `/_conclave/`.
+    pub(crate) async fn check_queue(
+        &self,
+        credentials: &Credentials,
+        name: &[u8],
+        accesses: &[Access],
+    ) -> Result<(), Status> {
+        let prefix = queue::prefix(name);
+        crate::groups::guard::check_put(&prefix)?;
+        let end = conclave_contract::keys::prefix_end(&prefix);
+        self.auth
+            .authorize_fresh(credentials, |caller| {
+                accesses
+                    .iter()
+                    .try_for_each(|access| caller.check(*access, &prefix, &end))
+            })
+            .await
+            .map(|_| ())
+    }
+}
+
 #[tonic::async_trait]
 impl Election for EtcdApi {
     async fn campaign(
@@ -90,8 +115,11 @@ impl Election for EtcdApi {
     ) -> Result<Response<pb::CampaignResponse>, Status> {
         self.require_leader_if_asked(request.metadata())?;
         crate::quota::check_space(&self.node)?;
+        let credentials = Credentials::of(&request);
         let request = request.into_inner();
         self.check_size(&request)?;
+        self.check_queue(&credentials, &request.name, &[Access::Read, Access::Write])
+            .await?;
         let lease = recipes::session_lease(&self.node, request.lease).await?;
         let key = queue::owner_key(&request.name, lease);
         let queued = recipes::enqueue(&self.node, &key, request.value.clone(), lease).await?;
@@ -128,9 +156,12 @@ impl Election for EtcdApi {
     ) -> Result<Response<pb::ProclaimResponse>, Status> {
         self.require_leader_if_asked(request.metadata())?;
         crate::quota::check_space(&self.node)?;
+        let credentials = Credentials::of(&request);
         let request = request.into_inner();
         self.check_size(&request)?;
         let leader = leader_key(request.leader)?;
+        self.check_queue(&credentials, &leader.name, &[Access::Write])
+            .await?;
         let (proclaimed, revision) =
             recipes::put_if_created_at(&self.node, &leader.key, leader.rev, request.value, leader.lease)
                 .await?;
@@ -147,12 +178,15 @@ impl Election for EtcdApi {
         request: Request<pb::LeaderRequest>,
     ) -> Result<Response<pb::LeaderResponse>, Status> {
         self.require_leader_if_asked(request.metadata())?;
+        let credentials = Credentials::of(&request);
         let request = request.into_inner();
         self.check_size(&request)?;
         self.node
             .linearizable_barrier()
             .await
             .map_err(|e| consensus_status(&e))?;
+        self.check_queue(&credentials, &request.name, &[Access::Read])
+            .await?;
         let (leader, revision) = recipes::oldest(&self.node, &queue::prefix(&request.name)).await?;
         let kv: KeyValue = leader.ok_or_else(|| recipe_status(ELECTION_NO_LEADER))?;
         Ok(Response::new(pb::LeaderResponse {
@@ -168,8 +202,11 @@ impl Election for EtcdApi {
         request: Request<pb::LeaderRequest>,
     ) -> Result<Response<Self::ObserveStream>, Status> {
         self.require_leader_if_asked(request.metadata())?;
+        let credentials = Credentials::of(&request);
         let request = request.into_inner();
         self.check_size(&request)?;
+        self.check_queue(&credentials, &request.name, &[Access::Read])
+            .await?;
         let (out, responses) = mpsc::channel(OBSERVE_BUFFER);
         tokio::spawn(self.clone().observe_leader(queue::prefix(&request.name), out));
         Ok(Response::new(Box::pin(ReceiverStream::new(responses))))
@@ -180,9 +217,12 @@ impl Election for EtcdApi {
         request: Request<pb::ResignRequest>,
     ) -> Result<Response<pb::ResignResponse>, Status> {
         self.require_leader_if_asked(request.metadata())?;
+        let credentials = Credentials::of(&request);
         let request = request.into_inner();
         self.check_size(&request)?;
         let leader = leader_key(request.leader)?;
+        self.check_queue(&credentials, &leader.name, &[Access::Write])
+            .await?;
         // Not being the leader (any more) is no error, as in etcd.
         let (_, revision) = recipes::delete_if_created_at(&self.node, &leader.key, leader.rev).await?;
         Ok(Response::new(pb::ResignResponse {

@@ -7,6 +7,7 @@ use conclave_proto::etcdserverpb::kv_server::Kv;
 use tonic::{Request, Response, Status};
 
 use super::EtcdApi;
+use crate::auth::{self, Credentials};
 use crate::convert;
 use crate::errors::{consensus_status, mvcc_status};
 use crate::groups::guard;
@@ -14,7 +15,7 @@ use crate::quota;
 
 impl EtcdApi {
     /// Replicates a write and returns its response and revision.
-    async fn replicate(&self, request: WriteRequest) -> Result<(WriteResponse, i64), Status> {
+    pub(crate) async fn replicate(&self, request: WriteRequest) -> Result<(WriteResponse, i64), Status> {
         let CommandResult { revision, outcome } = self
             .node
             .write(Command::Write(request))
@@ -23,7 +24,37 @@ impl EtcdApi {
         let response = outcome.map_err(|e| mvcc_status(&e))?;
         Ok((response, revision))
     }
+
+    /// Replicates a client's KV write once its caller may make it. A user's write is
+    /// proposed under the auth guard ([`auth::Caller::guard`]); when the auth state changed
+    /// before it applied, it is checked again against the new state and resent.
+    pub(crate) async fn replicate_authorized(
+        &self,
+        credentials: &Credentials,
+        write: WriteRequest,
+    ) -> Result<(WriteResponse, i64), Status> {
+        let mut caller = self
+            .auth
+            .authorize(credentials, |caller| caller.check_write(&write))
+            .await?;
+        for _ in 0..GUARD_ATTEMPTS {
+            let Some(guarded) = caller.guard(&write, self.node.is_leader()) else {
+                return self.replicate(write).await;
+            };
+            let (response, revision) = self.replicate(guarded).await?;
+            if let Some(response) = auth::unguard(response) {
+                return Ok((response, revision));
+            }
+            // The auth state changed between the check and the write: check again.
+            caller = self.auth.fresh_caller(credentials).await?;
+            caller.check_write(&write)?;
+        }
+        Err(Status::unavailable(conclave_contract::errors::TIMEOUT))
+    }
 }
+
+/// Times a user's write is resent after racing with auth changes.
+const GUARD_ATTEMPTS: usize = 8;
 
 /// Whether a txn can add data (puts in any branch, nested included): refused under NOSPACE.
 fn txn_puts(txn: &mvcc::TxnRequest) -> bool {
@@ -43,6 +74,7 @@ fn unexpected(what: &str) -> Status {
 #[tonic::async_trait]
 impl Kv for EtcdApi {
     async fn range(&self, request: Request<pb::RangeRequest>) -> Result<Response<pb::RangeResponse>, Status> {
+        let credentials = Credentials::of(&request);
         let request = request.into_inner();
         self.check_size(&request)?;
         let serializable = request.serializable;
@@ -54,6 +86,10 @@ impl Kv for EtcdApi {
                 .await
                 .map_err(|e| consensus_status(&e))?;
         }
+        // After the barrier: a revocation acknowledged before this read is applied here.
+        self.auth
+            .authorize(&credentials, |caller| caller.check_range(&range))
+            .await?;
         let store = self.node.store().clone();
         let (response, revision) = tokio::task::spawn_blocking(move || store.range_at_revision(&range))
             .await
@@ -66,13 +102,17 @@ impl Kv for EtcdApi {
     }
 
     async fn put(&self, request: Request<pb::PutRequest>) -> Result<Response<pb::PutResponse>, Status> {
+        let credentials = Credentials::of(&request);
         let request = request.into_inner();
         self.check_size(&request)?;
         let put = convert::put_from_pb(request);
         mvcc::validate_put(&put).map_err(|e| mvcc_status(&e))?;
         guard::check_put(&put.key)?;
         quota::check_space(&self.node)?;
-        match self.replicate(WriteRequest::Put(put)).await? {
+        match self
+            .replicate_authorized(&credentials, WriteRequest::Put(put))
+            .await?
+        {
             (WriteResponse::Put(r), revision) => {
                 Ok(Response::new(convert::put_to_pb(r, self.header(revision))))
             }
@@ -84,12 +124,16 @@ impl Kv for EtcdApi {
         &self,
         request: Request<pb::DeleteRangeRequest>,
     ) -> Result<Response<pb::DeleteRangeResponse>, Status> {
+        let credentials = Credentials::of(&request);
         let request = request.into_inner();
         self.check_size(&request)?;
         let delete = convert::delete_from_pb(request);
         mvcc::validate_delete_range(&delete).map_err(|e| mvcc_status(&e))?;
         guard::check_delete(self.node.store(), &delete.key, &delete.range_end)?;
-        match self.replicate(WriteRequest::DeleteRange(delete)).await? {
+        match self
+            .replicate_authorized(&credentials, WriteRequest::DeleteRange(delete))
+            .await?
+        {
             (WriteResponse::DeleteRange(r), revision) => {
                 Ok(Response::new(convert::delete_to_pb(r, self.header(revision))))
             }
@@ -98,6 +142,7 @@ impl Kv for EtcdApi {
     }
 
     async fn txn(&self, request: Request<pb::TxnRequest>) -> Result<Response<pb::TxnResponse>, Status> {
+        let credentials = Credentials::of(&request);
         let request = request.into_inner();
         self.check_size(&request)?;
         let txn = convert::txn_from_pb(request)?;
@@ -106,7 +151,10 @@ impl Kv for EtcdApi {
         if txn_puts(&txn) {
             quota::check_space(&self.node)?;
         }
-        match self.replicate(WriteRequest::Txn(txn)).await? {
+        match self
+            .replicate_authorized(&credentials, WriteRequest::Txn(txn))
+            .await?
+        {
             (WriteResponse::Txn(r), revision) => Ok(Response::new(convert::txn_to_pb(
                 r,
                 self.header(revision),
@@ -120,6 +168,11 @@ impl Kv for EtcdApi {
         &self,
         request: Request<pb::CompactionRequest>,
     ) -> Result<Response<pb::CompactionResponse>, Status> {
+        // As etcd: compaction needs the root role once auth is on.
+        self.auth
+            .caller(&Credentials::of(&request))
+            .await?
+            .check_admin()?;
         let request = request.into_inner();
         // Compaction is applied synchronously with the entry, so `physical` is always honoured.
         let (_, revision) = self

@@ -8,7 +8,26 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::EtcdApi;
+use crate::auth::{Access, Caller, Credentials};
 use crate::errors::{consensus_status, mvcc_status};
+
+impl EtcdApi {
+    /// Refuses `access` unless the caller may have it on every key attached to lease `id`
+    /// (etcd checks a revoke against the keys it deletes).
+    fn check_lease_keys(&self, caller: &Caller, id: i64, access: Access) -> Result<(), Status> {
+        if caller.is_admin() {
+            return Ok(());
+        }
+        let keys = self
+            .node
+            .store()
+            .lease(id)
+            .map_err(|e| mvcc_status(&e))?
+            .map(|l| l.keys)
+            .unwrap_or_default();
+        keys.iter().try_for_each(|key| caller.check(access, key, &[]))
+    }
+}
 
 #[tonic::async_trait]
 impl Lease for EtcdApi {
@@ -16,6 +35,8 @@ impl Lease for EtcdApi {
         &self,
         request: Request<pb::LeaseGrantRequest>,
     ) -> Result<Response<pb::LeaseGrantResponse>, Status> {
+        // Any authenticated user may grant leases (etcd does not even ask for a token).
+        self.auth.caller(&Credentials::of(&request)).await?;
         let request = request.into_inner();
         crate::quota::check_space(&self.node)?;
         let (id, ttl) = self
@@ -36,9 +57,16 @@ impl Lease for EtcdApi {
         &self,
         request: Request<pb::LeaseRevokeRequest>,
     ) -> Result<Response<pb::LeaseRevokeResponse>, Status> {
+        let credentials = Credentials::of(&request);
+        let id = request.into_inner().id;
+        self.auth
+            .authorize_fresh(&credentials, |caller| {
+                self.check_lease_keys(caller, id, Access::Write)
+            })
+            .await?;
         let revision = self
             .node
-            .lease_revoke(request.into_inner().id)
+            .lease_revoke(id)
             .await
             .map_err(|e| consensus_status(&e))?;
         Ok(Response::new(pb::LeaseRevokeResponse {
@@ -52,6 +80,7 @@ impl Lease for EtcdApi {
         &self,
         request: Request<Streaming<pb::LeaseKeepAliveRequest>>,
     ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
+        self.auth.caller(&Credentials::of(&request)).await?;
         let mut requests = request.into_inner();
         let (out, responses) = mpsc::channel(16);
         let api = self.clone();
@@ -82,7 +111,17 @@ impl Lease for EtcdApi {
         &self,
         request: Request<pb::LeaseTimeToLiveRequest>,
     ) -> Result<Response<pb::LeaseTimeToLiveResponse>, Status> {
+        let credentials = Credentials::of(&request);
         let request = request.into_inner();
+        if request.keys {
+            self.auth
+                .authorize_fresh(&credentials, |caller| {
+                    self.check_lease_keys(caller, request.id, Access::Read)
+                })
+                .await?;
+        } else {
+            self.auth.caller(&credentials).await?;
+        }
         let ttl = self
             .node
             .lease_time_to_live(request.id)
@@ -109,8 +148,9 @@ impl Lease for EtcdApi {
 
     async fn lease_leases(
         &self,
-        _: Request<pb::LeaseLeasesRequest>,
+        request: Request<pb::LeaseLeasesRequest>,
     ) -> Result<Response<pb::LeaseLeasesResponse>, Status> {
+        self.auth.caller(&Credentials::of(&request)).await?;
         self.node
             .linearizable_barrier()
             .await

@@ -16,6 +16,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::{EtcdApi, ETCD_COMPAT_VERSION};
+use crate::auth::{Caller, Credentials};
 use crate::errors::{consensus_status, mvcc_status};
 
 /// etcd streams snapshots in 32 KiB pieces.
@@ -40,6 +41,15 @@ fn alarm_kind(alarm: i32) -> Result<Option<AlarmKind>, Status> {
 }
 
 impl EtcdApi {
+    /// Refuses a call that etcd reserves for root once auth is on (Defragment, Snapshot,
+    /// Hash, HashKV, MoveLeader, member changes, alarm changes).
+    pub(crate) async fn check_admin_call<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        self.auth
+            .authorize_fresh(&Credentials::of(request), Caller::check_admin)
+            .await
+            .map(|_| ())
+    }
+
     fn alarm_members(&self, filter: Option<AlarmKind>) -> Result<Vec<pb::AlarmMember>, Status> {
         let alarms = self.node.alarms().map_err(|e| consensus_status(&e))?;
         Ok(alarms
@@ -56,6 +66,7 @@ impl EtcdApi {
 #[tonic::async_trait]
 impl Maintenance for EtcdApi {
     async fn alarm(&self, request: Request<pb::AlarmRequest>) -> Result<Response<pb::AlarmResponse>, Status> {
+        let credentials = Credentials::of(&request);
         let request = request.into_inner();
         let kind = alarm_kind(request.alarm)?;
         let action = AlarmAction::try_from(request.action).map_err(|_| {
@@ -72,6 +83,10 @@ impl Maintenance for EtcdApi {
                 self.alarm_members(kind)?
             }
             AlarmAction::Activate | AlarmAction::Deactivate => {
+                // Listing is open, as etcd's; raising or disarming needs root once auth is on.
+                self.auth
+                    .authorize_fresh(&credentials, Caller::check_admin)
+                    .await?;
                 let kind = kind
                     .ok_or_else(|| Status::invalid_argument(conclave_contract::errors::ALARM_TYPE_MISSING))?;
                 let alarm = Alarm {
@@ -141,8 +156,9 @@ impl Maintenance for EtcdApi {
     /// space held by deleted data is reused by sled over time (docs/compatibility.md).
     async fn defragment(
         &self,
-        _: Request<pb::DefragmentRequest>,
+        request: Request<pb::DefragmentRequest>,
     ) -> Result<Response<pb::DefragmentResponse>, Status> {
+        self.check_admin_call(&request).await?;
         let store = self.node.store().clone();
         tokio::task::spawn_blocking(move || store.flush())
             .await
@@ -153,7 +169,8 @@ impl Maintenance for EtcdApi {
         }))
     }
 
-    async fn hash(&self, _: Request<pb::HashRequest>) -> Result<Response<pb::HashResponse>, Status> {
+    async fn hash(&self, request: Request<pb::HashRequest>) -> Result<Response<pb::HashResponse>, Status> {
+        self.check_admin_call(&request).await?;
         let store = self.node.store().clone();
         let (hash, revision) = tokio::task::spawn_blocking(move || (store.hash(), store.current_revision()))
             .await
@@ -171,6 +188,7 @@ impl Maintenance for EtcdApi {
         &self,
         request: Request<pb::HashKvRequest>,
     ) -> Result<Response<pb::HashKvResponse>, Status> {
+        self.check_admin_call(&request).await?;
         let wanted = request.into_inner().revision;
         let store = self.node.store().clone();
         let (hash, revision, compacted) = tokio::task::spawn_blocking(move || store.hash_at_revision())
@@ -197,8 +215,9 @@ impl Maintenance for EtcdApi {
     /// SHA-256 of everything before it — the framing `etcdctl snapshot save` checks.
     async fn snapshot(
         &self,
-        _: Request<pb::SnapshotRequest>,
+        request: Request<pb::SnapshotRequest>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
+        self.check_admin_call(&request).await?;
         let (_, mut file, len) = self
             .node
             .fresh_snapshot()
@@ -256,6 +275,7 @@ impl Maintenance for EtcdApi {
         &self,
         request: Request<pb::MoveLeaderRequest>,
     ) -> Result<Response<pb::MoveLeaderResponse>, Status> {
+        self.check_admin_call(&request).await?;
         let target = request.into_inner().target_id;
         self.node
             .move_leader(target)

@@ -1,5 +1,6 @@
 //! The etcd v3 gRPC services on the client port.
 
+pub mod auth;
 pub mod cluster;
 pub mod election;
 pub mod kv;
@@ -40,6 +41,7 @@ pub struct ApiSettings {
 #[derive(Clone)]
 pub struct EtcdApi {
     node: Node,
+    auth: crate::auth::Auth,
     settings: ApiSettings,
     usage: Arc<UsageGauge>,
     watch_gauges: WatchGauges,
@@ -51,15 +53,17 @@ fn asks_for_leader(metadata: &tonic::metadata::MetadataMap) -> bool {
 }
 
 impl EtcdApi {
-    /// The services of `node`; watch sessions keep `watch_gauges` up to date.
+    /// The services of `node` (checking requests with `auth`); watch sessions keep `watch_gauges` up to date.
     pub fn new(
         node: Node,
+        auth: crate::auth::Auth,
         settings: ApiSettings,
         usage: Arc<UsageGauge>,
         watch_gauges: WatchGauges,
     ) -> EtcdApi {
         EtcdApi {
             node,
+            auth,
             settings,
             usage,
             watch_gauges,

@@ -8,6 +8,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{asks_for_leader, EtcdApi};
+use crate::auth::Credentials;
 use crate::watch::Session;
 
 #[tonic::async_trait]
@@ -19,6 +20,10 @@ impl Watch for EtcdApi {
         request: Request<Streaming<WatchRequest>>,
     ) -> Result<Response<Self::WatchStream>, Status> {
         self.require_leader_if_asked(request.metadata())?;
+        // A bad token is refused when the stream opens; each watcher's range is checked
+        // when it is created.
+        let credentials = Credentials::of(&request);
+        self.auth.caller(&credentials).await?;
         let wants_leader = asks_for_leader(request.metadata());
         let settings = self.settings.watch;
         let (out, responses) = mpsc::channel(settings.buffer.max(2));
@@ -27,6 +32,7 @@ impl Watch for EtcdApi {
         }
         tokio::spawn(Session::run(
             self.node.clone(),
+            (self.auth.clone(), credentials),
             settings,
             request.into_inner(),
             out,

@@ -40,6 +40,7 @@ pub struct Metrics {
     grpc: grpc::GrpcCounters,
     process: process::ProcessMetrics,
     controller: ControllerMetrics,
+    auth: crate::auth::AuthMetrics,
 }
 
 /// Gauges set from the member's state when it is scraped.
@@ -163,6 +164,7 @@ impl Metrics {
             grpc: grpc::GrpcCounters::new()?,
             process: process::ProcessMetrics::new()?,
             controller: ControllerMetrics::new()?,
+            auth: crate::auth::AuthMetrics::new()?,
         };
         let s = &metrics.scraped;
         let mut collectors: Vec<Box<dyn Collector>> = vec![
@@ -190,6 +192,7 @@ impl Metrics {
         collectors.extend(metrics.grpc.collectors());
         collectors.extend(metrics.process.collectors());
         collectors.extend(metrics.controller.collectors());
+        collectors.extend(metrics.auth.collectors());
         for collector in collectors {
             metrics.registry.register(collector)?;
         }
@@ -214,6 +217,11 @@ impl Metrics {
     /// The partition controller's metrics.
     pub fn controller(&self) -> ControllerMetrics {
         self.controller.clone()
+    }
+
+    /// The authentication counters.
+    pub fn auth(&self) -> crate::auth::AuthMetrics {
+        self.auth.clone()
     }
 
     /// The tower layer that counts gRPC calls on the client port.

@@ -16,7 +16,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::auth::{Access, Auth, Credentials};
 use conclave_consensus::Node;
+use conclave_contract::errors;
 use conclave_mvcc::{CommitOutcome, MvccError};
 use conclave_proto::etcdserverpb::watch_request::RequestUnion;
 use conclave_proto::etcdserverpb::{ResponseHeader, WatchCreateRequest, WatchRequest, WatchResponse};
@@ -62,6 +64,10 @@ enum End {
 /// One `Watch` gRPC stream.
 pub struct Session {
     node: Node,
+    /// Who opened the stream: every watcher it creates is checked for read access, as of
+    /// the auth state when it is created.
+    auth: Auth,
+    credentials: Credentials,
     settings: SessionSettings,
     out: mpsc::Sender<Result<WatchResponse, Status>>,
     watchers: BTreeMap<i64, Watcher>,
@@ -92,6 +98,7 @@ impl Session {
     /// up to date with its number of watchers.
     pub async fn run(
         node: Node,
+        (auth, credentials): (Auth, Credentials),
         settings: SessionSettings,
         requests: Streaming<WatchRequest>,
         out: mpsc::Sender<Result<WatchResponse, Status>>,
@@ -102,6 +109,8 @@ impl Session {
         let processed = node.store().current_revision();
         let mut session = Session {
             node,
+            auth,
+            credentials,
             settings,
             out,
             watchers: BTreeMap::new(),
@@ -245,13 +254,30 @@ impl Session {
             }
             self.next_auto_id
         };
-        if self.watchers.contains_key(&id) || id < 0 {
+        let refusal = if self.watchers.contains_key(&id) || id < 0 {
+            Some(DUPLICATE_ID.to_string())
+        } else {
+            // As etcd 3.4: a watcher on a range the caller may not read is created
+            // canceled, the reason being the Go text of the gRPC error.
+            let (key, end) = (&request.key, &request.range_end);
+            self.auth
+                .authorize(&self.credentials, |caller| caller.check(Access::Read, key, end))
+                .await
+                .err()
+                .map(|_| {
+                    format!(
+                        "rpc error: code = PermissionDenied desc = {}",
+                        errors::PERMISSION_DENIED
+                    )
+                })
+        };
+        if let Some(cancel_reason) = refusal {
             let response = WatchResponse {
                 header: self.header(current),
                 watch_id: -1,
                 created: true,
                 canceled: true,
-                cancel_reason: DUPLICATE_ID.to_string(),
+                cancel_reason,
                 ..Default::default()
             };
             return self.send(response).await;
