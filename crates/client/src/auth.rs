@@ -44,7 +44,7 @@ use crate::transport::{Channel, Idempotency};
 use crate::Client;
 
 /// The kind of access a permission grants (etcd's `authpb.Permission.Type`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum PermissionType {
     /// Range and watch.
     Read,
@@ -111,7 +111,11 @@ pub struct Permission {
 
 impl Permission {
     /// Access to `key` and the keys up to `range_end` (exclusive; empty for `key` alone).
-    pub fn new(perm_type: PermissionType, key: impl Into<Vec<u8>>, range_end: impl Into<Vec<u8>>) -> Permission {
+    pub fn new(
+        perm_type: PermissionType,
+        key: impl Into<Vec<u8>>,
+        range_end: impl Into<Vec<u8>>,
+    ) -> Permission {
         Permission {
             perm_type,
             key: key.into(),
@@ -264,7 +268,9 @@ impl Auth {
     /// The roles granted to user `name`.
     pub async fn user_get(&self, name: &str) -> Result<Vec<String>> {
         non_empty(name, conclave_contract::errors::USER_EMPTY)?;
-        let request = AuthUserGetRequest { name: name.to_string() };
+        let request = AuthUserGetRequest {
+            name: name.to_string(),
+        };
         let response = self
             .call(Idempotency::Idempotent, |mut c| {
                 let request = request.clone();
@@ -287,7 +293,9 @@ impl Auth {
     /// Deletes user `name`.
     pub async fn user_delete(&self, name: &str) -> Result<()> {
         non_empty(name, conclave_contract::errors::USER_EMPTY)?;
-        let request = AuthUserDeleteRequest { name: name.to_string() };
+        let request = AuthUserDeleteRequest {
+            name: name.to_string(),
+        };
         self.call(Idempotency::NonIdempotent, |mut c| {
             let request = request.clone();
             async move { c.user_delete(request).await }
@@ -343,7 +351,9 @@ impl Auth {
     /// Creates role `name`.
     pub async fn role_add(&self, name: &str) -> Result<()> {
         non_empty(name, conclave_contract::errors::ROLE_EMPTY)?;
-        let request = AuthRoleAddRequest { name: name.to_string() };
+        let request = AuthRoleAddRequest {
+            name: name.to_string(),
+        };
         self.call(Idempotency::NonIdempotent, |mut c| {
             let request = request.clone();
             async move { c.role_add(request).await }
@@ -355,7 +365,9 @@ impl Auth {
     /// The permissions of role `name`.
     pub async fn role_get(&self, name: &str) -> Result<Vec<Permission>> {
         non_empty(name, conclave_contract::errors::ROLE_EMPTY)?;
-        let request = AuthRoleGetRequest { role: name.to_string() };
+        let request = AuthRoleGetRequest {
+            role: name.to_string(),
+        };
         let response = self
             .call(Idempotency::Idempotent, |mut c| {
                 let request = request.clone();
@@ -386,7 +398,9 @@ impl Auth {
     /// Deletes role `name` (and revokes it from every user).
     pub async fn role_delete(&self, name: &str) -> Result<()> {
         non_empty(name, conclave_contract::errors::ROLE_EMPTY)?;
-        let request = AuthRoleDeleteRequest { role: name.to_string() };
+        let request = AuthRoleDeleteRequest {
+            role: name.to_string(),
+        };
         self.call(Idempotency::NonIdempotent, |mut c| {
             let request = request.clone();
             async move { c.role_delete(request).await }
@@ -459,7 +473,10 @@ mod tests {
 
     #[test]
     fn permission_types_parse_as_etcdctl_spells_them() {
-        assert_eq!("readwrite".parse::<PermissionType>().unwrap(), PermissionType::ReadWrite);
+        assert_eq!(
+            "readwrite".parse::<PermissionType>().unwrap(),
+            PermissionType::ReadWrite
+        );
         assert_eq!("READ".parse::<PermissionType>().unwrap(), PermissionType::Read);
         assert!("all".parse::<PermissionType>().is_err());
         assert_eq!(PermissionType::Write.as_str(), "WRITE");

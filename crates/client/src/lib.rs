@@ -55,6 +55,9 @@ pub mod txn;
 pub mod watch;
 
 pub use cluster::{EndpointHealth, EndpointStatus, Member, MemberId};
+/// etcd's error texts, as [`Error::Server`] carries them ("etcdserver: user name not
+/// found", ...), for matching a refusal without spelling its text again.
+pub use conclave_contract::errors;
 pub use election::{Candidate, CandidateHandle, Election, ElectionHooks, Epoch, LeaderInfo, Leadership};
 pub use error::{Error, Result};
 pub use kv::{DeleteResponse, KeyValue, PutResponse, RangeResponse, SortOrder, SortTarget};
@@ -64,8 +67,8 @@ pub use queue::{Queue, Ticket};
 pub use txn::{Compare, Op, OpResponse, Txn, TxnResponse};
 pub use watch::{Event, EventKind, WatchStream};
 
-use transport::Pool;
 pub use session::Credentials;
+use transport::Pool;
 pub use transport::{Channel, Idempotency, MAX_RESPONSE_BYTES};
 
 /// How the client connects, retries and keeps leases. Every field has a default that
@@ -155,16 +158,28 @@ impl Client {
         Client::connect_with(endpoints, ClientOptions::default()).await
     }
 
-    /// Connects with the given options.
+    /// Connects with the given options. With [`ClientOptions::credentials`], logs in
+    /// first (etcd's `Authenticate`, as etcd's clients do when they are created), so a
+    /// wrong user or password fails here with [`Error::AuthenticationFailed`]; if no
+    /// member answers, the login is left to the first call, so a client can still be
+    /// created while the cluster is down.
     pub async fn connect_with<I, S>(endpoints: I, options: ClientOptions) -> Result<Client>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
         let endpoints: Vec<String> = endpoints.into_iter().map(|e| e.as_ref().to_string()).collect();
-        Ok(Client {
+        let client = Client {
             pool: Arc::new(Pool::new(&endpoints, options)?),
-        })
+        };
+        match client.pool.ensure_login().await {
+            Ok(()) => {}
+            Err(error @ (Error::Unavailable { .. } | Error::OutcomeUnknown { .. } | Error::Timeout(_))) => {
+                tracing::debug!(%error, "no member answered the login; logging in on first use");
+            }
+            Err(error) => return Err(error),
+        }
+        Ok(client)
     }
 
     /// The endpoint URLs this client was given.

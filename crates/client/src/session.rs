@@ -165,9 +165,13 @@ impl Session {
         }
         let token = authenticate(credentials).await?;
         let value = match token {
-            Some(token) => Some(MetadataValue::try_from(token.as_str()).map_err(|_| Error::InvalidToken {
-                message: "the server returned a token not allowed in gRPC metadata".into(),
-            })?),
+            Some(token) => {
+                Some(
+                    MetadataValue::try_from(token.as_str()).map_err(|_| Error::InvalidToken {
+                        message: "the server returned a token not allowed in gRPC metadata".into(),
+                    })?,
+                )
+            }
             None => None,
         };
         *self.token.write().unwrap_or_else(|p| p.into_inner()) = value;
@@ -208,12 +212,20 @@ mod tests {
 
     #[test]
     fn only_token_refusals_trigger_a_new_login() {
-        assert!(is_token_refusal(&Status::unauthenticated(errors::INVALID_AUTH_TOKEN)));
-        assert!(is_token_refusal(&Status::invalid_argument(errors::AUTH_OLD_REVISION)));
+        assert!(is_token_refusal(&Status::unauthenticated(
+            errors::INVALID_AUTH_TOKEN
+        )));
+        assert!(is_token_refusal(&Status::invalid_argument(
+            errors::AUTH_OLD_REVISION
+        )));
         assert!(is_token_refusal(&Status::invalid_argument(errors::USER_EMPTY)));
-        assert!(!is_token_refusal(&Status::permission_denied(errors::PERMISSION_DENIED)));
+        assert!(!is_token_refusal(&Status::permission_denied(
+            errors::PERMISSION_DENIED
+        )));
         assert!(!is_token_refusal(&Status::invalid_argument(errors::AUTH_FAILED)));
-        assert!(!is_token_refusal(&Status::invalid_argument(errors::KEY_NOT_PROVIDED)));
+        assert!(!is_token_refusal(&Status::invalid_argument(
+            errors::KEY_NOT_PROVIDED
+        )));
     }
 
     #[tokio::test]

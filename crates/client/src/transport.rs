@@ -165,10 +165,14 @@ impl Pool {
                     password: credentials.password().to_string(),
                 };
                 let outcome = self
-                    .attempts(Idempotency::Idempotent, self.options.request_timeout, &mut |channel| {
-                        let request = request.clone();
-                        async move { AuthClient::new(channel).authenticate(request).await }
-                    })
+                    .attempts(
+                        Idempotency::Idempotent,
+                        self.options.request_timeout,
+                        &mut |channel| {
+                            let request = request.clone();
+                            async move { AuthClient::new(channel).authenticate(request).await }
+                        },
+                    )
                     .await;
                 match outcome {
                     Ok(response) => Ok(Some(response.into_inner().token)),
@@ -312,13 +316,17 @@ impl Pool {
         let mut renewed = false;
         loop {
             let outcome = self
-                .attempts(idempotency, attempt_timeout, &mut |channel| call(self.authorized(channel)))
+                .attempts(idempotency, attempt_timeout, &mut |channel| {
+                    call(self.authorized(channel))
+                })
                 .await;
             match outcome {
                 Ok(value) => return Ok(value),
                 // A refused token is refused before the request is proposed, so even a
                 // write is re-sent, once, after logging in again.
-                Err(Stop::Final(status)) if !renewed && is_token_refusal(&status) && self.session.can_login() => {
+                Err(Stop::Final(status))
+                    if !renewed && is_token_refusal(&status) && self.session.can_login() =>
+                {
                     tracing::debug!(error = %describe(&status), "token refused, logging in again");
                     renewed = true;
                     self.login(Some(seen)).await?;

@@ -11,12 +11,12 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use crate::Channel;
 use conclave_proto::etcdserverpb::watch_client::WatchClient;
 use conclave_proto::etcdserverpb::{watch_create_request, watch_request, WatchCreateRequest, WatchRequest};
 use conclave_proto::mvccpb;
 use futures::Stream;
 use tokio::sync::{mpsc, oneshot};
-use crate::Channel;
 
 use crate::error::{Error, Result};
 use crate::kv::{prefix_end, KeyValue};
@@ -298,40 +298,46 @@ async fn run(
     loop {
         let seen = client.pool().token_generation();
         let end = match client.pool().ensure_login().await {
-            Ok(()) => None,
-            Err(error) => Some(SessionEnd::Final(error)),
+            Ok(()) => {
+                let (index, channel) = client.pool().current();
+                let end = session(
+                    channel,
+                    &client,
+                    &template,
+                    &mut resume,
+                    &events,
+                    &mut created,
+                    &mut failures,
+                )
+                .await;
+                (index, end)
+            }
+            Err(error) => (0, SessionEnd::Final(error)),
         };
-        let (index, channel) = client.pool().current();
+        let (index, end) = end;
+        // A refusal of the token gets one new login (the stream is then opened again on
+        // the same member); a second refusal in a row is final.
         let end = match end {
-            Some(end) => end,
-            None => session(
-            channel,
-            &client,
-            &template,
-            &mut resume,
-            &events,
-            &mut created,
-            &mut failures,
-        )
-        .await,
-        };
-        let end = match end {
-            SessionEnd::TokenRefused(status) => match client.pool().renew_after(&status, seen).await {
-                Ok(true) if !renewed => {
+            SessionEnd::TokenRefused(status) if !renewed => {
+                match client.pool().renew_after(&status, seen).await {
+                    Ok(true) => {
+                        renewed = true;
+                        continue;
+                    }
+                    Ok(false) => SessionEnd::Final(Error::from_status(&status)),
+                    Err(error) => SessionEnd::Final(error),
+                }
+            }
+            SessionEnd::TokenRefused(status) => SessionEnd::Final(Error::from_status(&status)),
+            SessionEnd::Denied if !renewed => match client.pool().renew(seen).await {
+                Ok(true) => {
                     renewed = true;
                     continue;
                 }
-                Ok(_) => SessionEnd::Final(Error::from_status(&status)),
+                Ok(false) => SessionEnd::Final(Error::PermissionDenied),
                 Err(error) => SessionEnd::Final(error),
             },
-            SessionEnd::Denied => match client.pool().renew(seen).await {
-                Ok(true) if !renewed => {
-                    renewed = true;
-                    continue;
-                }
-                Ok(_) => SessionEnd::Final(Error::PermissionDenied),
-                Err(error) => SessionEnd::Final(error),
-            },
+            SessionEnd::Denied => SessionEnd::Final(Error::PermissionDenied),
             other => other,
         };
         let why = match end {
@@ -348,7 +354,9 @@ async fn run(
                 return;
             }
             SessionEnd::Broken(why) => why,
-            SessionEnd::TokenRefused(_) | SessionEnd::Denied => continue,
+            // Handled above; listed so that a new kind of end is not forgotten here.
+            SessionEnd::TokenRefused(status) => describe(&status),
+            SessionEnd::Denied => Error::PermissionDenied.to_string(),
         };
         renewed = false;
         failures += 1;
@@ -407,7 +415,9 @@ async fn session(
     .await
     {
         Err(_) => return SessionEnd::Broken(format!("no answer within {timeout:?}")),
-        Ok(Err(status)) if crate::session::is_token_refusal(&status) => return SessionEnd::TokenRefused(status),
+        Ok(Err(status)) if crate::session::is_token_refusal(&status) => {
+            return SessionEnd::TokenRefused(status)
+        }
         Ok(Err(status)) if status.code() == tonic::Code::PermissionDenied => return SessionEnd::Denied,
         Ok(Err(status)) => return SessionEnd::Broken(describe(&status)),
         Ok(Ok(response)) => response.into_inner(),
@@ -421,7 +431,9 @@ async fn session(
         let response = match message {
             Ok(Some(response)) => response,
             Ok(None) => return SessionEnd::Broken("the member closed the watch stream".into()),
-            Err(status) if crate::session::is_token_refusal(&status) => return SessionEnd::TokenRefused(status),
+            Err(status) if crate::session::is_token_refusal(&status) => {
+                return SessionEnd::TokenRefused(status)
+            }
             Err(status) if status.code() == tonic::Code::PermissionDenied => return SessionEnd::Denied,
             Err(status) => return SessionEnd::Broken(describe(&status)),
         };
