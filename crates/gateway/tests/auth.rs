@@ -111,6 +111,23 @@ async fn etcd_paths_take_the_token_and_answer_as_etcds_gateway() {
     let gw = Gateway::start(&cluster.client_endpoints(), &[]).await;
     secure(&gw).await;
 
+    // The gateway has no user of its own, yet stays ready: its readiness read is
+    // refused, and a linearizable member list proves the quorum instead.
+    let readyz = gw.url("/readyz");
+    conclave_testkit::wait_until(
+        "/readyz to answer 200 with auth enabled",
+        Duration::from_secs(10),
+        || {
+            let readyz = readyz.clone();
+            async move {
+                let response = http().get(&readyz).send().await.ok()?;
+                (response.status() == StatusCode::OK).then_some(())
+            }
+        },
+    )
+    .await
+    .expect("ready with auth enabled");
+
     // Authenticate: a wrong password is etcd's InvalidArgument, 400.
     let (status, error) = post(
         &gw,
