@@ -149,6 +149,9 @@ async fn credentials_allow_what_the_roles_grant_and_typed_errors_refuse_the_rest
         .await
         .expect("status as root");
     root.member_list().await.expect("member list as root");
+    // And the Groups service: root lists groups, a client without a user is refused.
+    root.groups().await.expect("groups as root");
+    assert!(matches!(anonymous.groups().await, Err(Error::AuthRequired)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
