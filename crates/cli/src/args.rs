@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod auth;
 mod group;
 
+pub use auth::{AuthCommand, KeyRangeArgs, RoleCommand, UserAddArgs, UserCommand, UserPasswdArgs};
 pub use group::{GroupCommand, GroupSettingsArgs};
 
 /// conclavectl: a command line for Conclave clusters (and any etcd v3 server).
@@ -17,7 +19,7 @@ pub use group::{GroupCommand, GroupSettingsArgs};
     name = "conclavectl",
     version,
     about = "A command line for Conclave clusters (and any etcd v3 server), etcdctl style",
-    after_help = "Exit codes: 0 success, 1 the request failed, 2 bad usage, \
+    after_help = "Exit codes: 0 success, 1 the request failed, 2 bad usage or a refused user name or password, \
                   3 no member could be reached, 4 a write's outcome is unknown (it may have applied), \
                   5 the named group or group member does not exist, 6 a group leave timed out."
 )]
@@ -44,6 +46,15 @@ pub struct Cli {
     /// watch, elect, lock, keep-alive, snapshot streams, group watch or group leave's wait).
     #[arg(long, global = true, default_value = "5s", value_parser = parse_duration)]
     pub command_timeout: Duration,
+
+    /// The user to log in as: `name` or `name:password` (the password is asked for on
+    /// the terminal when it is given neither here nor with --password).
+    #[arg(long, global = true, env = "CONCLAVE_USER")]
+    pub user: Option<String>,
+
+    /// The password of --user (then --user must not include one).
+    #[arg(long, global = true, env = "CONCLAVE_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -101,6 +112,15 @@ pub enum Command {
     /// and remove members, follow the map's changes.
     #[command(subcommand)]
     Group(GroupCommand),
+    /// User commands (auth).
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Role commands (auth).
+    #[command(subcommand)]
+    Role(RoleCommand),
+    /// Enables or disables authentication.
+    #[command(subcommand)]
+    Auth(AuthCommand),
     /// Prints a shell completion script.
     Completion(CompletionArgs),
 }

@@ -6,6 +6,9 @@ use conclave_client::Error as ClientError;
 
 /// Exit code: the request failed (or the input was bad).
 pub const EXIT_ERROR: u8 = 1;
+/// Exit code: the user name or password was refused (etcdctl exits with 2 there too; clap
+/// uses 2 for bad usage, which a wrong password on the command line is).
+pub const EXIT_CREDENTIALS: u8 = 2;
 /// Exit code: no member could be reached at the endpoints given.
 pub const EXIT_UNREACHABLE: u8 = 3;
 /// Exit code: a write was sent but its outcome is unknown; it may have applied.
@@ -30,6 +33,10 @@ pub enum CliError {
     /// The cluster (or the SDK) refused or failed the request.
     #[error("{0}")]
     Client(ClientError),
+
+    /// The cluster refused the user name or password (etcd's text).
+    #[error("{0}")]
+    Credentials(String),
 
     /// The command line or standard input is not usable as given.
     #[error("{0}")]
@@ -87,6 +94,17 @@ impl CliError {
                 ClientError::StaleEpoch { ref group, .. } => CliError::Failed(format!(
                     "{error}: read the map again with `conclavectl group map {group}`"
                 )),
+                // etcdctl's words, which scripts match on ("Error: etcdserver:
+                // permission denied").
+                ClientError::AuthenticationFailed => {
+                    CliError::Credentials(error.etcd_text().unwrap_or_else(|| error.to_string()))
+                }
+                ClientError::PermissionDenied
+                | ClientError::AuthRequired
+                | ClientError::AuthRateLimited
+                | ClientError::InvalidToken { .. } => {
+                    CliError::Failed(error.etcd_text().unwrap_or_else(|| error.to_string()))
+                }
                 other => CliError::Client(other),
             },
         }
@@ -166,6 +184,7 @@ impl CliError {
             CliError::Unreachable { .. } => EXIT_UNREACHABLE,
             CliError::Client(ClientError::OutcomeUnknown { .. }) => EXIT_OUTCOME_UNKNOWN,
             CliError::NotFound(_) => EXIT_NOT_FOUND,
+            CliError::Credentials(_) => EXIT_CREDENTIALS,
             CliError::Timeout(_) => EXIT_TIMEOUT,
             CliError::ChildExit(code) => *code,
             _ => EXIT_ERROR,
@@ -293,6 +312,19 @@ mod tests {
             &target,
         );
         assert!(old.to_string().contains("do not serve partition groups"), "{old}");
+    }
+
+    #[test]
+    fn auth_refusals_are_said_in_etcdctls_words() {
+        let denied = CliError::from_client(ClientError::PermissionDenied, &[]);
+        assert_eq!(denied.to_string(), "etcdserver: permission denied");
+        assert_eq!(denied.exit_code(), EXIT_ERROR);
+        let failed = CliError::from_client(ClientError::AuthenticationFailed, &[]);
+        assert_eq!(
+            failed.to_string(),
+            "etcdserver: authentication failed, invalid user ID or password"
+        );
+        assert_eq!(failed.exit_code(), EXIT_CREDENTIALS);
     }
 
     #[test]

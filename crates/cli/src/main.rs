@@ -5,6 +5,7 @@ mod args;
 mod commands;
 mod error;
 mod output;
+mod prompt;
 
 use std::io::{BufWriter, Write};
 use std::process::ExitCode;

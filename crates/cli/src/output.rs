@@ -10,6 +10,7 @@ use serde_json::{json, Map, Value};
 
 use crate::error::CliError;
 
+pub mod auth;
 pub mod group;
 
 /// Standard base64 (with padding), as etcdctl's JSON encodes byte strings.

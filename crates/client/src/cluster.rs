@@ -209,6 +209,7 @@ impl Client {
 
     /// The status of the member at `endpoint` (no failover).
     pub async fn endpoint_status(&self, endpoint: &str) -> Result<EndpointStatus> {
+        self.pool().ensure_login().await?;
         let channel = self.pool().channel_for(endpoint)?;
         let timeout = self.options().request_timeout;
         let response =
@@ -257,7 +258,11 @@ impl Client {
     pub async fn endpoint_health(&self, endpoint: &str) -> EndpointHealth {
         let started = Instant::now();
         let timeout = self.options().request_timeout;
-        let outcome = match self.pool().channel_for(endpoint) {
+        let channel = match self.pool().ensure_login().await {
+            Ok(()) => self.pool().channel_for(endpoint),
+            Err(e) => Err(e),
+        };
+        let outcome = match channel {
             Err(e) => Err(e.to_string()),
             Ok(channel) => {
                 let mut kv = KvClient::new(channel).max_decoding_message_size(crate::MAX_RESPONSE_BYTES);
@@ -267,6 +272,9 @@ impl Client {
                 });
                 match tokio::time::timeout(timeout, read).await {
                     Err(_) => Err(format!("no answer within {timeout:?}")),
+                    // etcdctl counts "permission denied" as healthy: the member
+                    // answered, only the user may not read the key `health`.
+                    Ok(Err(status)) if status.code() == tonic::Code::PermissionDenied => Ok(()),
                     Ok(Err(status)) => Err(Error::from_status(&status).to_string()),
                     Ok(Ok(_)) => Ok(()),
                 }
@@ -282,6 +290,7 @@ impl Client {
 
     /// Defragments the member at `endpoint`.
     pub async fn defragment(&self, endpoint: &str) -> Result<()> {
+        self.pool().ensure_login().await?;
         let channel = self.pool().channel_for(endpoint)?;
         MaintenanceClient::new(channel)
             .defragment(DefragmentRequest {})
@@ -293,6 +302,7 @@ impl Client {
     /// The hash of the member at `endpoint`'s key-value store at `revision` (0 = latest),
     /// and the revision hashed. Equal on members that agree.
     pub async fn hash_kv(&self, endpoint: &str, revision: i64) -> Result<(u32, i64)> {
+        self.pool().ensure_login().await?;
         let channel = self.pool().channel_for(endpoint)?;
         let response = MaintenanceClient::new(channel)
             .hash_kv(HashKvRequest { revision })
@@ -369,6 +379,7 @@ impl Client {
     pub async fn snapshot(&self) -> Result<impl Stream<Item = Result<SnapshotChunk>> + Send + Unpin> {
         // No per-attempt timeout and no retry: a member may take long to start streaming
         // a large store, and starting over elsewhere would only repeat that work.
+        self.pool().ensure_login().await?;
         let (_, channel) = self.pool().current();
         let stream = MaintenanceClient::new(channel)
             .snapshot(SnapshotRequest {})

@@ -132,6 +132,37 @@ pub enum Error {
         message: String,
     },
 
+    /// The user name or password was refused by `Authenticate` (etcd's "authentication
+    /// failed, invalid user ID or password"). Fix the credentials; retrying cannot help.
+    #[error("authentication failed: invalid user name or password")]
+    AuthenticationFailed,
+
+    /// The cluster refused the token sent (etcd's "invalid auth token": unknown, expired,
+    /// or dropped after a password change; or "revision of auth store is old"). A client
+    /// with credentials logs in again and re-sends the call once before reporting this;
+    /// a client built with [`crate::Client::with_token`] reports it at once.
+    #[error("invalid auth token: {message} (log in again)")]
+    InvalidToken {
+        /// The server's message.
+        message: String,
+    },
+
+    /// Auth is enabled and the request carried no token (etcd's "user name is empty"):
+    /// give the client credentials ([`crate::ClientOptions::credentials`]).
+    #[error("authentication required: the cluster has auth enabled and no user was given")]
+    AuthRequired,
+
+    /// The user is authenticated but its roles do not allow this request (etcd's
+    /// "permission denied"). Grant the user a role with the permission it needs.
+    #[error("permission denied: the user's roles do not allow this request")]
+    PermissionDenied,
+
+    /// Too many failed logins for this user or from this address (Conclave's
+    /// "too many failed authentication attempts, retry later"): wait a few seconds, and
+    /// check the password before retrying.
+    #[error("authentication rate limited: too many failed attempts, retry in a few seconds")]
+    AuthRateLimited,
+
     /// The call did not finish within its deadline.
     #[error("timed out after {0:?}")]
     Timeout(Duration),
@@ -152,6 +183,15 @@ impl Error {
             },
             (Code::OutOfRange, errors::FUTURE_REVISION) => Error::FutureRevision,
             (Code::NotFound, errors::LEASE_NOT_FOUND) => Error::LeaseNotFound,
+            (Code::InvalidArgument, errors::AUTH_FAILED) => Error::AuthenticationFailed,
+            (Code::Unauthenticated, _) | (Code::InvalidArgument, errors::AUTH_OLD_REVISION) => {
+                Error::InvalidToken {
+                    message: message.to_string(),
+                }
+            }
+            (Code::InvalidArgument, errors::USER_EMPTY) => Error::AuthRequired,
+            (Code::PermissionDenied, _) => Error::PermissionDenied,
+            (Code::ResourceExhausted, errors::AUTH_RATE_LIMITED) => Error::AuthRateLimited,
             (Code::InvalidArgument, _) => Error::InvalidArgument(message.to_string()),
             (code, _) => Error::Server {
                 code,
@@ -160,8 +200,80 @@ impl Error {
         }
     }
 
+    /// The text an etcd server sends for this error ("etcdserver: permission denied",
+    /// "etcdserver: requested lease not found", ...), for front ends that repeat etcd's
+    /// wording (etcdctl-style command lines, etcd's JSON gateway paths); `None` for
+    /// errors the SDK itself decided (unavailable, outcome unknown, lease lost, ...).
+    pub fn etcd_text(&self) -> Option<String> {
+        let text = match self {
+            Error::Compacted { .. } => errors::COMPACTED,
+            Error::FutureRevision => errors::FUTURE_REVISION,
+            Error::LeaseNotFound => errors::LEASE_NOT_FOUND,
+            Error::AuthenticationFailed => errors::AUTH_FAILED,
+            Error::AuthRequired => errors::USER_EMPTY,
+            Error::PermissionDenied => errors::PERMISSION_DENIED,
+            Error::AuthRateLimited => errors::AUTH_RATE_LIMITED,
+            Error::InvalidToken { message }
+            | Error::InvalidArgument(message)
+            | Error::Server { message, .. } => return Some(message.clone()),
+            _ => return None,
+        };
+        Some(text.to_string())
+    }
+
     /// Whether retrying the same request later may succeed without any other change.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Unavailable { .. } | Error::Timeout(_))
+        matches!(
+            self,
+            Error::Unavailable { .. } | Error::Timeout(_) | Error::AuthRateLimited
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic::Status;
+
+    use super::*;
+
+    #[test]
+    fn auth_refusals_map_to_their_own_variants() {
+        let map = |status: Status| Error::from_status(&status);
+        assert!(matches!(
+            map(Status::invalid_argument(errors::AUTH_FAILED)),
+            Error::AuthenticationFailed
+        ));
+        assert!(matches!(
+            map(Status::unauthenticated(errors::INVALID_AUTH_TOKEN)),
+            Error::InvalidToken { message } if message == errors::INVALID_AUTH_TOKEN
+        ));
+        assert!(matches!(
+            map(Status::invalid_argument(errors::AUTH_OLD_REVISION)),
+            Error::InvalidToken { .. }
+        ));
+        assert!(matches!(
+            map(Status::invalid_argument(errors::USER_EMPTY)),
+            Error::AuthRequired
+        ));
+        assert!(matches!(
+            map(Status::permission_denied(errors::PERMISSION_DENIED)),
+            Error::PermissionDenied
+        ));
+        let limited = map(Status::resource_exhausted(errors::AUTH_RATE_LIMITED));
+        assert!(matches!(limited, Error::AuthRateLimited));
+        assert!(limited.is_retryable());
+        assert_eq!(
+            Error::PermissionDenied.etcd_text().as_deref(),
+            Some(errors::PERMISSION_DENIED)
+        );
+        assert_eq!(
+            Error::AuthenticationFailed.etcd_text().as_deref(),
+            Some(errors::AUTH_FAILED)
+        );
+        // Admin refusals keep etcd's code and text.
+        assert!(matches!(
+            map(Status::failed_precondition(errors::USER_ALREADY_EXIST)),
+            Error::Server { code: Code::FailedPrecondition, message } if message == errors::USER_ALREADY_EXIST
+        ));
     }
 }

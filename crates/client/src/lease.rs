@@ -266,7 +266,7 @@ type KeepAliveStream = (
 /// One keep-alive round trip on `stream` (opened on `channel` if needed).
 async fn keep_alive_round(
     stream: &mut Option<KeepAliveStream>,
-    channel: tonic::transport::Channel,
+    channel: crate::Channel,
     id: LeaseId,
 ) -> std::result::Result<i64, tonic::Status> {
     let request = LeaseKeepAliveRequest { id: id.0 };
@@ -330,6 +330,7 @@ async fn keep_alive(
             );
             return;
         }
+        let seen = client.pool().token_generation();
         let (index, channel) = client.pool().current();
         if index != stream_endpoint {
             stream = None;
@@ -358,6 +359,16 @@ async fn keep_alive(
                     "the cluster reports the lease expired or revoked".into(),
                 );
                 return;
+            }
+            Ok(Err(status)) if crate::session::is_token_refusal(&status) => {
+                // The token expired or was dropped: log in again and re-open the stream
+                // on the same member (the refusal says nothing about its health).
+                stream = None;
+                failures += 1;
+                if let Err(error) = client.pool().renew_after(&status, seen).await {
+                    tracing::debug!(lease = %id, %error, "keep-alive: logging in again failed");
+                }
+                next_send = Instant::now() + backoff(client.options(), failures).min(interval);
             }
             Ok(Err(status)) => {
                 tracing::debug!(lease = %id, error = %describe(&status), "keep-alive failed, failing over");

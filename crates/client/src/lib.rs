@@ -40,6 +40,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod auth;
 pub mod cluster;
 pub mod election;
 mod error;
@@ -48,11 +49,15 @@ pub mod kv;
 pub mod lease;
 pub mod lock;
 pub mod queue;
+mod session;
 mod transport;
 pub mod txn;
 pub mod watch;
 
 pub use cluster::{EndpointHealth, EndpointStatus, Member, MemberId};
+/// etcd's error texts, as [`Error::Server`] carries them ("etcdserver: user name not
+/// found", ...), for matching a refusal without spelling its text again.
+pub use conclave_contract::errors;
 pub use election::{Candidate, CandidateHandle, Election, ElectionHooks, Epoch, LeaderInfo, Leadership};
 pub use error::{Error, Result};
 pub use kv::{DeleteResponse, KeyValue, PutResponse, RangeResponse, SortOrder, SortTarget};
@@ -62,8 +67,9 @@ pub use queue::{Queue, Ticket};
 pub use txn::{Compare, Op, OpResponse, Txn, TxnResponse};
 pub use watch::{Event, EventKind, WatchStream};
 
+pub use session::Credentials;
 use transport::Pool;
-pub use transport::{Idempotency, MAX_RESPONSE_BYTES};
+pub use transport::{Channel, Idempotency, MAX_RESPONSE_BYTES};
 
 /// How the client connects, retries and keeps leases. Every field has a default that
 /// suits a cluster on a LAN; tests shorten them.
@@ -92,6 +98,21 @@ pub struct ClientOptions {
     /// The TTL of the session lease that [`Client::lock`] and [`Candidate`] create when no
     /// lease is given. Default 10 s.
     pub session_ttl: Duration,
+    /// The user the client logs in as (etcd's `Authenticate`) on first use; its token is
+    /// sent on every call and renewed when the cluster refuses it. `None` (the default)
+    /// sends no token, for clusters with auth disabled. Set with
+    /// [`ClientOptions::credentials`].
+    pub credentials: Option<Credentials>,
+}
+
+impl ClientOptions {
+    /// Logs in as `user` with `password`: the client authenticates on first use, sends
+    /// the token on every request (unary and streaming), and logs in again when the
+    /// cluster refuses the token (expired, or dropped after a password change).
+    pub fn credentials(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.credentials = Some(Credentials::new(user, password));
+        self
+    }
 }
 
 impl Default for ClientOptions {
@@ -106,6 +127,7 @@ impl Default for ClientOptions {
             keep_alive_timeout: Duration::from_secs(2),
             lease_safety_margin: Duration::from_secs(1),
             session_ttl: Duration::from_secs(10),
+            credentials: None,
         }
     }
 }
@@ -136,16 +158,28 @@ impl Client {
         Client::connect_with(endpoints, ClientOptions::default()).await
     }
 
-    /// Connects with the given options.
+    /// Connects with the given options. With [`ClientOptions::credentials`], logs in
+    /// first (etcd's `Authenticate`, as etcd's clients do when they are created), so a
+    /// wrong user or password fails here with [`Error::AuthenticationFailed`]; if no
+    /// member answers, the login is left to the first call, so a client can still be
+    /// created while the cluster is down.
     pub async fn connect_with<I, S>(endpoints: I, options: ClientOptions) -> Result<Client>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
         let endpoints: Vec<String> = endpoints.into_iter().map(|e| e.as_ref().to_string()).collect();
-        Ok(Client {
+        let client = Client {
             pool: Arc::new(Pool::new(&endpoints, options)?),
-        })
+        };
+        match client.pool.ensure_login().await {
+            Ok(()) => {}
+            Err(error @ (Error::Unavailable { .. } | Error::OutcomeUnknown { .. } | Error::Timeout(_))) => {
+                tracing::debug!(%error, "no member answered the login; logging in on first use");
+            }
+            Err(error) => return Err(error),
+        }
+        Ok(client)
     }
 
     /// The endpoint URLs this client was given.
@@ -165,7 +199,7 @@ impl Client {
     /// request certainly did not apply (otherwise [`Error::OutcomeUnknown`]).
     pub async fn raw_call<T, F, Fut>(&self, idempotency: Idempotency, call: F) -> Result<T>
     where
-        F: FnMut(tonic::transport::Channel) -> Fut,
+        F: FnMut(Channel) -> Fut,
         Fut: std::future::Future<Output = std::result::Result<T, tonic::Status>>,
     {
         self.pool.call(idempotency, call).await
@@ -173,8 +207,32 @@ impl Client {
 
     /// A channel to the currently preferred member, for raw streaming calls (the caller
     /// handles reconnects).
-    pub fn raw_channel(&self) -> tonic::transport::Channel {
+    pub fn raw_channel(&self) -> Channel {
         self.pool.current().1
+    }
+
+    /// A client over the same connections that sends `token` (one obtained from
+    /// `Authenticate`, e.g. by [`auth::Auth::authenticate`]) instead of this client's own
+    /// credentials, and never logs in itself: a refused token fails with
+    /// [`Error::InvalidToken`]. For a front end that acts on behalf of callers with their
+    /// own rights, such as the HTTP gateway. Cheap: it shares this client's channels.
+    pub fn with_token(&self, token: &str) -> Result<Client> {
+        Ok(Client {
+            pool: Arc::new(self.pool.with_token(token)?),
+        })
+    }
+
+    /// Logs in now with the configured credentials (otherwise the client does on first
+    /// use), to find out early whether they are accepted: fails with
+    /// [`Error::AuthenticationFailed`] for a wrong user or password. Does nothing
+    /// without credentials, or when the cluster has auth disabled.
+    pub async fn authenticate(&self) -> Result<()> {
+        self.pool.ensure_login().await
+    }
+
+    /// The user and role administration calls, and auth enable/disable/status.
+    pub fn auth(&self) -> auth::Auth {
+        auth::Auth::new(self.clone())
     }
 
     pub(crate) fn pool(&self) -> &Pool {

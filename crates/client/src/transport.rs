@@ -3,17 +3,26 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use conclave_contract::errors;
 pub(crate) use conclave_contract::retry::describe;
 use conclave_contract::retry::{is_transport, never_sent};
-use tonic::transport::{Channel, Endpoint};
+use conclave_proto::etcdserverpb::auth_client::AuthClient;
+use conclave_proto::etcdserverpb::AuthenticateRequest;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel as RawChannel, Endpoint};
 use tonic::{Code, Status};
 
 use crate::error::{Error, Result};
+use crate::session::{is_token_refusal, Session, TokenInterceptor};
 use crate::ClientOptions;
+
+/// A channel to one member that carries the client's auth token (gRPC metadata `token`,
+/// as etcd's clients send it) on every request, unary or streaming. Build any etcd or
+/// Groups client on it (`KvClient::new(channel)`).
+pub type Channel = InterceptedService<RawChannel, TokenInterceptor>;
 
 /// Whether a request may be sent again after a failure that might have come after the
 /// member received it.
@@ -31,7 +40,7 @@ pub enum Idempotency {
 #[derive(Clone)]
 struct Target {
     url: String,
-    channel: Channel,
+    channel: RawChannel,
 }
 
 /// The largest response the SDK accepts (tonic's default of 4 MiB is smaller than a
@@ -55,6 +64,8 @@ pub(crate) struct Pool {
     /// member list, for per-endpoint status and health).
     extra: Mutex<Vec<Target>>,
     options: ClientOptions,
+    /// The token sent on every call, and the credentials that renew it.
+    session: Arc<Session>,
 }
 
 /// Normalises `host:port` or `http://host:port` to a URL tonic accepts.
@@ -79,7 +90,7 @@ pub(crate) fn normalize(endpoint: &str) -> Result<String> {
     }
 }
 
-fn channel(url: &str, options: &ClientOptions) -> Result<Channel> {
+fn channel(url: &str, options: &ClientOptions) -> Result<RawChannel> {
     let endpoint = Endpoint::from_shared(url.to_string()).map_err(|e| Error::InvalidEndpoint {
         endpoint: url.to_string(),
         reason: e.to_string(),
@@ -115,8 +126,102 @@ impl Pool {
             preferred: AtomicUsize::new(0),
             next: AtomicUsize::new(0),
             extra: Mutex::new(Vec::new()),
+            session: Arc::new(Session::new(options.credentials.clone())),
             options,
         })
+    }
+
+    /// A pool over the same connections (and the same view of which endpoints are down)
+    /// that sends `token` instead of this pool's own, and never logs in.
+    pub(crate) fn with_token(&self, token: &str) -> Result<Pool> {
+        let mut options = self.options.clone();
+        options.credentials = None;
+        Ok(Pool {
+            targets: self.targets.clone(),
+            preferred: AtomicUsize::new(self.preferred.load(Ordering::Relaxed)),
+            next: AtomicUsize::new(self.next.load(Ordering::Relaxed)),
+            down_until: Mutex::new(self.down_until.lock().unwrap_or_else(|p| p.into_inner()).clone()),
+            extra: Mutex::new(self.extra.lock().unwrap_or_else(|p| p.into_inner()).clone()),
+            session: Arc::new(Session::with_token(token)?),
+            options,
+        })
+    }
+
+    /// `channel` with this pool's token attached to every request.
+    fn authorized(&self, channel: RawChannel) -> Channel {
+        InterceptedService::new(channel, self.session.interceptor())
+    }
+
+    /// Logs in (etcd's `Authenticate`, on any member, without a token) unless the client
+    /// has no credentials or another caller logged in since generation `seen`. A cluster
+    /// with auth disabled answers "authentication is not enabled": the client then sends
+    /// no token until a refusal says one is needed.
+    pub(crate) async fn login(&self, seen: Option<u64>) -> Result<()> {
+        let session = Arc::clone(&self.session);
+        session
+            .relogin(seen, |credentials| async move {
+                let request = AuthenticateRequest {
+                    name: credentials.user().to_string(),
+                    password: credentials.password().to_string(),
+                };
+                let outcome = self
+                    .attempts(
+                        Idempotency::Idempotent,
+                        self.options.request_timeout,
+                        &mut |channel| {
+                            let request = request.clone();
+                            async move { AuthClient::new(channel).authenticate(request).await }
+                        },
+                    )
+                    .await;
+                match outcome {
+                    Ok(response) => Ok(Some(response.into_inner().token)),
+                    Err(Stop::Final(status))
+                        if status.code() == Code::FailedPrecondition
+                            && status.message() == errors::AUTH_NOT_ENABLED =>
+                    {
+                        Ok(None)
+                    }
+                    Err(Stop::Final(status)) => Err(Error::from_status(&status)),
+                    Err(Stop::Error(error)) => Err(error),
+                }
+            })
+            .await
+    }
+
+    /// Renews the token after a stream was refused with `status`, if the refusal is about
+    /// the token and the client has credentials; `seen` is the generation read before the
+    /// stream was opened. Returns whether re-opening the stream may now succeed.
+    pub(crate) async fn renew_after(&self, status: &Status, seen: u64) -> Result<bool> {
+        if !is_token_refusal(status) || !self.session.can_login() {
+            return Ok(false);
+        }
+        self.login(Some(seen)).await?;
+        Ok(true)
+    }
+
+    /// Renews the token whatever the refusal (a watch refused as "permission denied",
+    /// which etcd also answers for a token that expired). Returns whether the client has
+    /// credentials to do so.
+    pub(crate) async fn renew(&self, seen: u64) -> Result<bool> {
+        if !self.session.can_login() {
+            return Ok(false);
+        }
+        self.login(Some(seen)).await?;
+        Ok(true)
+    }
+
+    /// The token generation, to read before opening a stream (see [`Pool::renew_after`]).
+    pub(crate) fn token_generation(&self) -> u64 {
+        self.session.generation()
+    }
+
+    /// Makes the first login now if it is still due (streams call this before opening).
+    pub(crate) async fn ensure_login(&self) -> Result<()> {
+        if self.session.needs_first_login() {
+            self.login(None).await?;
+        }
+        Ok(())
     }
 
     pub(crate) fn options(&self) -> &ClientOptions {
@@ -131,11 +236,11 @@ impl Pool {
     /// The endpoint currently preferred, and its channel.
     pub(crate) fn current(&self) -> (usize, Channel) {
         let index = self.preferred.load(Ordering::Relaxed) % self.targets.len();
-        (index, self.targets[index].channel.clone())
+        (index, self.authorized(self.targets[index].channel.clone()))
     }
 
     /// The next endpoint in round-robin order that is not quarantined (any, if all are).
-    pub(crate) fn balanced(&self) -> (usize, Channel) {
+    fn balanced(&self) -> (usize, RawChannel) {
         let n = self.targets.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
@@ -168,18 +273,18 @@ impl Pool {
     pub(crate) fn channel_for(&self, endpoint: &str) -> Result<Channel> {
         let url = normalize(endpoint)?;
         if let Some(target) = self.targets.iter().find(|t| t.url == url) {
-            return Ok(target.channel.clone());
+            return Ok(self.authorized(target.channel.clone()));
         }
         let mut extra = self.extra.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(target) = extra.iter().find(|t| t.url == url) {
-            return Ok(target.channel.clone());
+            return Ok(self.authorized(target.channel.clone()));
         }
         let channel = channel(&url, &self.options)?;
         extra.push(Target {
             url,
             channel: channel.clone(),
         });
-        Ok(channel)
+        Ok(self.authorized(channel))
     }
 
     /// Runs `call` against the next healthy endpoint (round-robin), failing over to the others on
@@ -206,6 +311,45 @@ impl Pool {
         F: FnMut(Channel) -> Fut,
         Fut: Future<Output = std::result::Result<T, Status>>,
     {
+        self.ensure_login().await?;
+        let seen = self.session.generation();
+        let mut renewed = false;
+        loop {
+            let outcome = self
+                .attempts(idempotency, attempt_timeout, &mut |channel| {
+                    call(self.authorized(channel))
+                })
+                .await;
+            match outcome {
+                Ok(value) => return Ok(value),
+                // A refused token is refused before the request is proposed, so even a
+                // write is re-sent, once, after logging in again.
+                Err(Stop::Final(status))
+                    if !renewed && is_token_refusal(&status) && self.session.can_login() =>
+                {
+                    tracing::debug!(error = %describe(&status), "token refused, logging in again");
+                    renewed = true;
+                    self.login(Some(seen)).await?;
+                }
+                Err(Stop::Final(status)) => return Err(Error::from_status(&status)),
+                Err(Stop::Error(error)) => return Err(error),
+            }
+        }
+    }
+
+    /// The retry loop of [`Pool::call_within`] on bare channels (no token): stops at the
+    /// first success, at a final answer, or when the rule or the budget forbids another
+    /// attempt.
+    async fn attempts<T, F, Fut>(
+        &self,
+        idempotency: Idempotency,
+        attempt_timeout: Duration,
+        call: &mut F,
+    ) -> std::result::Result<T, Stop>
+    where
+        F: FnMut(RawChannel) -> Fut,
+        Fut: Future<Output = std::result::Result<T, Status>>,
+    {
         let started = Instant::now();
         let mut attempts = 0u32;
         loop {
@@ -218,27 +362,35 @@ impl Pool {
                 Err(_) => Status::deadline_exceeded(format!("no answer within {attempt_timeout:?}")),
             };
             let retry = match classify(&status) {
-                Failure::Final => return Err(Error::from_status(&status)),
+                Failure::Final => return Err(Stop::Final(status)),
                 Failure::NeverApplied => true,
                 Failure::MaybeApplied => idempotency == Idempotency::Idempotent,
             };
             if !retry {
-                return Err(Error::OutcomeUnknown {
+                return Err(Stop::Error(Error::OutcomeUnknown {
                     message: describe(&status),
-                });
+                }));
             }
             tracing::debug!(endpoint = %self.targets[index].url, error = %describe(&status), "failing over");
             self.fail_over(index);
             let delay = backoff(&self.options, attempts);
             if started.elapsed() + delay > self.options.retry_budget {
-                return Err(Error::Unavailable {
+                return Err(Stop::Error(Error::Unavailable {
                     message: describe(&status),
                     attempts,
-                });
+                }));
             }
             tokio::time::sleep(delay).await;
         }
     }
+}
+
+/// Why [`Pool::attempts`] stopped without a value.
+enum Stop {
+    /// A definite answer from a member, not yet mapped (a refused token may be renewed).
+    Final(Status),
+    /// The retry rule or budget ended the call.
+    Error(Error),
 }
 
 /// The delay before attempt `attempts + 1`: exponential from the base, capped, with

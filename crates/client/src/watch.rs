@@ -11,12 +11,12 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use crate::Channel;
 use conclave_proto::etcdserverpb::watch_client::WatchClient;
 use conclave_proto::etcdserverpb::{watch_create_request, watch_request, WatchCreateRequest, WatchRequest};
 use conclave_proto::mvccpb;
 use futures::Stream;
 use tokio::sync::{mpsc, oneshot};
-use tonic::transport::Channel;
 
 use crate::error::{Error, Result};
 use crate::kv::{prefix_end, KeyValue};
@@ -276,6 +276,11 @@ enum SessionEnd {
     Final(Error),
     /// The connection or member failed; resume elsewhere.
     Broken(String),
+    /// The member refused the token when the stream was opened ("invalid auth token").
+    TokenRefused(tonic::Status),
+    /// The member refused the watch as "permission denied" — which etcd also answers
+    /// when the token has expired, so it is worth one new login.
+    Denied,
 }
 
 async fn run(
@@ -288,18 +293,53 @@ async fn run(
     let mut created = Some(created);
     let started = Instant::now();
     let mut failures = 0u32;
+    // One new login per refusal; reset once a session ran.
+    let mut renewed = false;
     loop {
-        let (index, channel) = client.pool().current();
-        let end = session(
-            channel,
-            &client,
-            &template,
-            &mut resume,
-            &events,
-            &mut created,
-            &mut failures,
-        )
-        .await;
+        let seen = client.pool().token_generation();
+        let end = match client.pool().ensure_login().await {
+            Ok(()) => {
+                let (index, channel) = client.pool().current();
+                let end = session(
+                    channel,
+                    &client,
+                    &template,
+                    &mut resume,
+                    &events,
+                    &mut created,
+                    &mut failures,
+                )
+                .await;
+                (index, end)
+            }
+            Err(error) => (0, SessionEnd::Final(error)),
+        };
+        let (index, end) = end;
+        // A refusal of the token gets one new login (the stream is then opened again on
+        // the same member); a second refusal in a row is final.
+        let end = match end {
+            SessionEnd::TokenRefused(status) if !renewed => {
+                match client.pool().renew_after(&status, seen).await {
+                    Ok(true) => {
+                        renewed = true;
+                        continue;
+                    }
+                    Ok(false) => SessionEnd::Final(Error::from_status(&status)),
+                    Err(error) => SessionEnd::Final(error),
+                }
+            }
+            SessionEnd::TokenRefused(status) => SessionEnd::Final(Error::from_status(&status)),
+            SessionEnd::Denied if !renewed => match client.pool().renew(seen).await {
+                Ok(true) => {
+                    renewed = true;
+                    continue;
+                }
+                Ok(false) => SessionEnd::Final(Error::PermissionDenied),
+                Err(error) => SessionEnd::Final(error),
+            },
+            SessionEnd::Denied => SessionEnd::Final(Error::PermissionDenied),
+            other => other,
+        };
         let why = match end {
             SessionEnd::Closed => return,
             SessionEnd::Final(error) => {
@@ -314,7 +354,11 @@ async fn run(
                 return;
             }
             SessionEnd::Broken(why) => why,
+            // Handled above; listed so that a new kind of end is not forgotten here.
+            SessionEnd::TokenRefused(status) => describe(&status),
+            SessionEnd::Denied => Error::PermissionDenied.to_string(),
         };
+        renewed = false;
         failures += 1;
         client.pool().fail_over(index);
         let options = client.options();
@@ -371,6 +415,10 @@ async fn session(
     .await
     {
         Err(_) => return SessionEnd::Broken(format!("no answer within {timeout:?}")),
+        Ok(Err(status)) if crate::session::is_token_refusal(&status) => {
+            return SessionEnd::TokenRefused(status)
+        }
+        Ok(Err(status)) if status.code() == tonic::Code::PermissionDenied => return SessionEnd::Denied,
         Ok(Err(status)) => return SessionEnd::Broken(describe(&status)),
         Ok(Ok(response)) => response.into_inner(),
     };
@@ -383,6 +431,10 @@ async fn session(
         let response = match message {
             Ok(Some(response)) => response,
             Ok(None) => return SessionEnd::Broken("the member closed the watch stream".into()),
+            Err(status) if crate::session::is_token_refusal(&status) => {
+                return SessionEnd::TokenRefused(status)
+            }
+            Err(status) if status.code() == tonic::Code::PermissionDenied => return SessionEnd::Denied,
             Err(status) => return SessionEnd::Broken(describe(&status)),
         };
         let header_revision = response.header.as_ref().map_or(0, |h| h.revision);
@@ -396,6 +448,17 @@ async fn session(
                 });
             }
             let reason = response.cancel_reason.clone();
+            // etcd cancels a watch on a range the user may not read with
+            // "rpc error: code = PermissionDenied desc = etcdserver: permission denied";
+            // an invalid token is reported the same way.
+            if reason.ends_with(conclave_contract::errors::PERMISSION_DENIED) {
+                return SessionEnd::Denied;
+            }
+            if reason.ends_with(conclave_contract::errors::INVALID_AUTH_TOKEN) {
+                return SessionEnd::TokenRefused(tonic::Status::unauthenticated(
+                    conclave_contract::errors::INVALID_AUTH_TOKEN,
+                ));
+            }
             // A watch refused at creation for a reason other than a leader problem is the
             // caller's mistake (e.g. a future start revision); retrying cannot help.
             // (etcd puts the whole gRPC error there: "rpc error: code = Unavailable desc =

@@ -36,6 +36,8 @@ pub struct ErrorBody {
     /// `key_exists`, `compacted`, `future_revision`, `invalid_argument`, `not_utf8`,
     /// `too_large`, `lease_not_found`, `no_leader`, `not_elected`, `locked`, `not_leader`,
     /// `not_holder`, `not_found`, `already_exists`, `failed_precondition`, `no_space`,
+    /// `permission_denied` (403), `invalid_token`, `auth_required`,
+    /// `authentication_failed` (401), `rate_limited` (429),
     /// `unavailable`, `outcome_unknown`, `timeout`, `draining`, `route_not_found`,
     /// `method_not_allowed`, `internal`; for partition groups also `member_taken`,
     /// `stale_epoch`, `busy`, `generation_gone`.
@@ -155,11 +157,18 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let retry = self.status == StatusCode::SERVICE_UNAVAILABLE;
+        let unauthorized = self.status == StatusCode::UNAUTHORIZED;
         let mut response = (self.status, axum::Json(self.body())).into_response();
         if retry {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if unauthorized {
+            // RFC 6750: say which scheme to use (a token from /v3/auth/authenticate).
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }
@@ -184,6 +193,25 @@ fn classify(error: &Error) -> (StatusCode, &'static str, Code) {
         Error::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", Code::Unavailable),
         Error::OutcomeUnknown { .. } => (StatusCode::GATEWAY_TIMEOUT, "outcome_unknown", Code::Unavailable),
         Error::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "timeout", Code::DeadlineExceeded),
+        // Auth: the gRPC codes are etcd's (its grpc-gateway turns them into 403, 401, 400
+        // and 429 on the /v3 paths); the REST API answers 401 for every problem with who
+        // the caller is, 403 for what it may not do.
+        Error::PermissionDenied => (StatusCode::FORBIDDEN, "permission_denied", Code::PermissionDenied),
+        Error::InvalidToken { message } if message == errors::AUTH_OLD_REVISION => {
+            (StatusCode::UNAUTHORIZED, "invalid_token", Code::InvalidArgument)
+        }
+        Error::InvalidToken { .. } => (StatusCode::UNAUTHORIZED, "invalid_token", Code::Unauthenticated),
+        Error::AuthRequired => (StatusCode::UNAUTHORIZED, "auth_required", Code::InvalidArgument),
+        Error::AuthenticationFailed => (
+            StatusCode::UNAUTHORIZED,
+            "authentication_failed",
+            Code::InvalidArgument,
+        ),
+        Error::AuthRateLimited => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            Code::ResourceExhausted,
+        ),
         Error::Server { code, message } => match code {
             Code::NotFound => (StatusCode::NOT_FOUND, "not_found", *code),
             Code::AlreadyExists => (StatusCode::CONFLICT, "already_exists", *code),
@@ -254,13 +282,17 @@ impl EtcdError {
         }
     }
 
-    /// grpc-gateway's HTTP status for a gRPC code (its `HTTPStatusFromCode`).
+    /// grpc-gateway's HTTP status for a gRPC code (its `HTTPStatusFromCode`, as of the v1
+    /// releases etcd uses).
     pub fn http_status(code: Code) -> StatusCode {
         match code {
             Code::Ok => StatusCode::OK,
             Code::Cancelled => StatusCode::REQUEST_TIMEOUT,
             Code::Unknown | Code::Internal | Code::DataLoss => StatusCode::INTERNAL_SERVER_ERROR,
-            Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => StatusCode::BAD_REQUEST,
+            Code::InvalidArgument | Code::OutOfRange => StatusCode::BAD_REQUEST,
+            // grpc-gateway v1, which etcd 3.4 and 3.5 serve ("user name already exists"
+            // answers 412 there); v2 changed it to 400.
+            Code::FailedPrecondition => StatusCode::PRECONDITION_FAILED,
             Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
             Code::NotFound => StatusCode::NOT_FOUND,
             Code::AlreadyExists | Code::Aborted => StatusCode::CONFLICT,
@@ -295,15 +327,10 @@ impl From<Error> for EtcdError {
         metrics::upstream_error(kind);
         // etcd's own texts, which etcd clients match on.
         let message = match &error {
-            Error::Compacted { .. } => "etcdserver: mvcc: required revision has been compacted".to_string(),
-            Error::FutureRevision => "etcdserver: mvcc: required revision is a future revision".to_string(),
-            Error::LeaseNotFound => "etcdserver: requested lease not found".to_string(),
-            Error::InvalidArgument(message) => message.clone(),
-            Error::Server { message, .. } => message.clone(),
             Error::OutcomeUnknown { .. } => {
                 "etcdserver: request timed out, possibly due to previous leader failure".to_string()
             }
-            other => other.to_string(),
+            other => other.etcd_text().unwrap_or_else(|| other.to_string()),
         };
         let mut etcd = EtcdError::new(code, message);
         if matches!(error, Error::OutcomeUnknown { .. }) {
@@ -411,6 +438,58 @@ mod tests {
             hint: Some("m2".into()),
         });
         assert_eq!(not_leader.body().leader.as_deref(), Some("m2"));
+    }
+
+    #[test]
+    fn auth_refusals_are_401_403_and_etcds_codes_on_the_v3_paths() {
+        let denied = ApiError::from(Error::PermissionDenied);
+        assert_eq!(
+            (denied.status, denied.code),
+            (StatusCode::FORBIDDEN, "permission_denied")
+        );
+        let expired = ApiError::from(Error::InvalidToken {
+            message: errors::INVALID_AUTH_TOKEN.into(),
+        });
+        assert_eq!(expired.status, StatusCode::UNAUTHORIZED);
+        let response = expired.into_response();
+        assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Bearer");
+        assert_eq!(
+            ApiError::from(Error::AuthRequired).status,
+            StatusCode::UNAUTHORIZED
+        );
+
+        // etcd's grpc-gateway: PermissionDenied 403, Unauthenticated 401, InvalidArgument 400.
+        let etcd = |error: Error| {
+            let etcd = EtcdError::from(error);
+            (etcd.code, etcd.message.clone(), etcd.into_response().status())
+        };
+        assert_eq!(
+            etcd(Error::PermissionDenied),
+            (
+                Code::PermissionDenied,
+                errors::PERMISSION_DENIED.to_string(),
+                StatusCode::FORBIDDEN
+            )
+        );
+        assert_eq!(
+            etcd(Error::InvalidToken {
+                message: errors::INVALID_AUTH_TOKEN.into()
+            }),
+            (
+                Code::Unauthenticated,
+                errors::INVALID_AUTH_TOKEN.to_string(),
+                StatusCode::UNAUTHORIZED
+            )
+        );
+        assert_eq!(
+            etcd(Error::AuthenticationFailed),
+            (
+                Code::InvalidArgument,
+                errors::AUTH_FAILED.to_string(),
+                StatusCode::BAD_REQUEST
+            )
+        );
+        assert_eq!(etcd(Error::AuthRateLimited).2, StatusCode::TOO_MANY_REQUESTS);
     }
 
     #[test]

@@ -15,6 +15,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use conclave_client::kv::Get;
+use conclave_client::Error;
 use serde::Deserialize;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
@@ -40,8 +41,18 @@ impl ReadyCache {
         let started = Instant::now();
         let budget = state.config.ready_budget();
         // etcdctl's health check reads the key `health`; any linearizable read proves
-        // a leader and a quorum.
-        let read = tokio::time::timeout(budget, state.client.range(Get::key("health").count_only())).await;
+        // a leader and a quorum. With auth enabled the gateway's own client has no user
+        // and the read is refused before any quorum is asked; a linearizable member
+        // list proves the same and needs no user.
+        let probe = async {
+            match state.client.range(Get::key("health").count_only()).await {
+                Err(Error::AuthRequired | Error::PermissionDenied | Error::InvalidToken { .. }) => {
+                    state.client.member_list().await.map(|_| ())
+                }
+                other => other.map(|_| ()),
+            }
+        };
+        let read = tokio::time::timeout(budget, probe).await;
         let result = match read {
             Ok(Ok(_)) => Ok(started.elapsed()),
             Ok(Err(error)) => Err(error.to_string()),

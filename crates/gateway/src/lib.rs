@@ -11,7 +11,12 @@
 //! have applied is never re-sent (it is answered 504 `outcome_unknown`). Many copies run
 //! behind HAProxy or NGINX (`deploy/`); on SIGTERM a gateway drains (see [`run`]).
 //!
-//! Layout: [`config`] (layered configuration), [`error`] (the one place failures become
+//! Auth: a request's `Authorization: Bearer <token>` (or etcd's gateway's bare
+//! `Authorization: <token>`) is sent on to the members as the gRPC `token` metadata, so
+//! each caller acts with its own user's rights ([`auth::Caller`]); tokens come from
+//! `POST /v3/auth/authenticate`.
+//!
+//! Layout: [`auth`] (the caller's token, the `/v3/auth/*` paths), [`config`] (layered configuration), [`error`] (the one place failures become
 //! HTTP answers), [`encoding`] and [`extract`] (request parsing), [`v1`] (the REST API),
 //! [`etcd`] (the `/v3` paths), [`health`] (liveness, readiness, drain), [`metrics`],
 //! [`openapi`] and [`routes`] (the route table both the router and the document use).
@@ -30,6 +35,7 @@ use conclave_client::{Client, ClientOptions};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+pub mod auth;
 pub mod config;
 pub mod encoding;
 pub mod error;
@@ -108,8 +114,6 @@ impl Drain {
 
 /// What every handler shares.
 pub struct Shared {
-    /// The SDK client all requests go through.
-    pub client: Client,
     /// The configuration.
     pub config: Config,
     /// The drain state.
@@ -120,13 +124,19 @@ pub struct Shared {
 
 /// The handlers' state. Cheap to clone.
 #[derive(Clone)]
-pub struct AppState(pub Arc<Shared>);
+pub struct AppState {
+    shared: Arc<Shared>,
+    /// The SDK client requests go through: the gateway's own (no token) in the router's
+    /// state; in the state a handler gets through [`auth::Caller`], one over the same
+    /// connections that sends the caller's token.
+    pub client: Client,
+}
 
 impl std::ops::Deref for AppState {
     type Target = Shared;
 
     fn deref(&self) -> &Shared {
-        &self.0
+        &self.shared
     }
 }
 
@@ -146,14 +156,25 @@ impl AppState {
         Ok(AppState::new(config, client))
     }
 
+    /// This state with `client` instead of the gateway's own (the same configuration,
+    /// drain and readiness).
+    pub fn with_client(&self, client: Client) -> AppState {
+        AppState {
+            shared: Arc::clone(&self.shared),
+            client,
+        }
+    }
+
     /// State for `config` with a given client.
     pub fn new(config: Config, client: Client) -> AppState {
-        AppState(Arc::new(Shared {
+        AppState {
+            shared: Arc::new(Shared {
+                drain: Drain::default(),
+                ready: health::ReadyCache::default(),
+                config,
+            }),
             client,
-            drain: Drain::default(),
-            ready: health::ReadyCache::default(),
-            config,
-        }))
+        }
     }
 }
 

@@ -169,6 +169,43 @@ pub fn build() -> Routes {
         .add("/v3/election/resign", &["POST"], post(etcd::election_resign))
         .add("/v3/lock/lock", &["POST"], post(etcd::lock_lock))
         .add("/v3/lock/unlock", &["POST"], post(etcd::lock_unlock))
+        .add("/v3/auth/authenticate", &["POST"], post(etcd::auth::authenticate))
+        .add("/v3/auth/enable", &["POST"], post(etcd::auth::enable))
+        .add("/v3/auth/disable", &["POST"], post(etcd::auth::disable))
+        .add("/v3/auth/status", &["POST"], post(etcd::auth::status))
+        .add("/v3/auth/user/add", &["POST"], post(etcd::auth::user_add))
+        .add("/v3/auth/user/get", &["POST"], post(etcd::auth::user_get))
+        .add("/v3/auth/user/list", &["POST"], post(etcd::auth::user_list))
+        .add("/v3/auth/user/delete", &["POST"], post(etcd::auth::user_delete))
+        .add(
+            "/v3/auth/user/changepw",
+            &["POST"],
+            post(etcd::auth::user_change_password),
+        )
+        .add(
+            "/v3/auth/user/grant",
+            &["POST"],
+            post(etcd::auth::user_grant_role),
+        )
+        .add(
+            "/v3/auth/user/revoke",
+            &["POST"],
+            post(etcd::auth::user_revoke_role),
+        )
+        .add("/v3/auth/role/add", &["POST"], post(etcd::auth::role_add))
+        .add("/v3/auth/role/get", &["POST"], post(etcd::auth::role_get))
+        .add("/v3/auth/role/list", &["POST"], post(etcd::auth::role_list))
+        .add("/v3/auth/role/delete", &["POST"], post(etcd::auth::role_delete))
+        .add(
+            "/v3/auth/role/grant",
+            &["POST"],
+            post(etcd::auth::role_grant_permission),
+        )
+        .add(
+            "/v3/auth/role/revoke",
+            &["POST"],
+            post(etcd::auth::role_revoke_permission),
+        )
         // operations
         .add("/livez", &["GET"], get(health::livez))
         .add("/healthz", &["GET"], get(health::healthz))

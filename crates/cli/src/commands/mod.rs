@@ -4,12 +4,13 @@ use std::io::Write;
 use std::time::Duration;
 
 use clap::CommandFactory;
-use conclave_client::{Client, ClientOptions};
+use conclave_client::{Client, ClientOptions, Credentials};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::args::{Cli, Command, Format, SnapshotCommand};
 use crate::error::CliError;
 
+mod auth;
 mod election;
 mod endpoint;
 mod group;
@@ -46,6 +47,8 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         write_out,
         dial_timeout,
         command_timeout,
+        user,
+        password,
         command,
     } = cli;
     // Commands that need no cluster.
@@ -72,6 +75,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         request_timeout: command_timeout,
         retry_budget: command_timeout,
         session_ttl: session_ttl.map_or(defaults.session_ttl, |s| Duration::from_secs(s.max(1))),
+        credentials: credentials(user, password)?,
         ..defaults
     };
     let client = Client::connect_with(&endpoints, options)
@@ -99,8 +103,40 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Defrag(args) => maintenance::defrag(&ctx, &args, out).await,
         Command::Alarm(command) => maintenance::alarm(&ctx, command, out).await,
         Command::Group(command) => group::run(&ctx, command, out).await,
+        Command::User(command) => auth::user(&ctx, command, out).await,
+        Command::Role(command) => auth::role(&ctx, command, out).await,
+        Command::Auth(command) => auth::auth(&ctx, command, out).await,
         Command::Completion(_) | Command::Snapshot(SnapshotCommand::Restore(_)) => Ok(()),
     }
+}
+
+/// The credentials of `--user name[:password]` and `--password`, as etcdctl reads them:
+/// the password after the first `:`, or from `--password` (then the user must not carry
+/// one), or asked for on the terminal.
+fn credentials(user: Option<String>, password: Option<String>) -> Result<Option<Credentials>, CliError> {
+    let Some(user) = user else {
+        if password.is_some() {
+            return Err(CliError::InvalidInput("--password needs --user".into()));
+        }
+        return Ok(None);
+    };
+    let (name, password) = match (user.split_once(':'), password) {
+        (Some(_), Some(_)) => {
+            return Err(CliError::InvalidInput(
+                "--user includes a password and --password gives one too: give it once".into(),
+            ))
+        }
+        (Some((name, inline)), None) => (name.to_string(), inline.to_string()),
+        (None, Some(password)) => (user, password),
+        (None, None) => {
+            let password = crate::prompt::hidden("Password: ")?;
+            (user, password)
+        }
+    };
+    if name.is_empty() {
+        return Err(CliError::InvalidInput("--user needs a user name".into()));
+    }
+    Ok(Some(Credentials::new(name, password)))
 }
 
 /// SIGINT (Ctrl-C) and SIGTERM, caught so a long-running command can clean up (resign,

@@ -19,6 +19,8 @@ pub(crate) struct MapFeed {
     after: u64,
     stream: Option<(usize, Streaming<pb::MapEvent>)>,
     failures: u32,
+    /// Whether the token was renewed since the stream last delivered an event.
+    renewed: bool,
 }
 
 impl MapFeed {
@@ -30,6 +32,7 @@ impl MapFeed {
             after: 0,
             stream: None,
             failures: 0,
+            renewed: false,
         }
     }
 
@@ -50,6 +53,8 @@ impl MapFeed {
         let started = tokio::time::Instant::now();
         loop {
             if self.stream.is_none() {
+                self.client.pool().ensure_login().await?;
+                let seen = self.client.pool().token_generation();
                 let (index, channel) = self.client.pool().current();
                 let request = pb::WatchMapRequest {
                     group: self.group.clone(),
@@ -62,6 +67,12 @@ impl MapFeed {
                 {
                     Ok(response) => self.stream = Some((index, response.into_inner())),
                     Err(status) => {
+                        // A refused token is renewed once per refusal before the refusal
+                        // counts as final.
+                        if !self.renewed && self.client.pool().renew_after(&status, seen).await? {
+                            self.renewed = true;
+                            continue;
+                        }
                         self.failed(index, &status, started).await?;
                         continue;
                     }
@@ -74,6 +85,7 @@ impl MapFeed {
             match stream.message().await {
                 Ok(Some(event)) => {
                     self.failures = 0;
+                    self.renewed = false;
                     let revision = event.header.as_ref().map_or(0, |h| h.revision);
                     match event.event {
                         Some(pb::map_event::Event::Deleted(_)) => {

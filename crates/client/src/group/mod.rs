@@ -218,7 +218,7 @@ impl Group {
 
     async fn call<T, F, Fut>(&self, idempotency: Idempotency, call: F) -> Result<T>
     where
-        F: Fn(GroupsClient<tonic::transport::Channel>) -> Fut,
+        F: Fn(GroupsClient<crate::Channel>) -> Fut,
         Fut: std::future::Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
     {
         self.client

@@ -8,14 +8,21 @@ use conclave_testkit::{Cluster, ClusterOptions};
 
 /// Fast elections and short request timeouts, as the node's own tests use.
 pub fn start_cluster(size: usize) -> Cluster {
+    start_cluster_with(size, &[])
+}
+
+/// [`start_cluster`] with further node arguments (e.g. `--auth-token-ttl 2`).
+pub fn start_cluster_with(size: usize, extra: &[&str]) -> Cluster {
     let bin = conclave_testkit::node_binary().expect("node binary");
+    let mut extra_args: Vec<String> = vec!["--request-timeout".into(), "3000".into()];
+    extra_args.extend(extra.iter().map(|arg| arg.to_string()));
     Cluster::start(
         &bin,
         ClusterOptions {
             size,
             heartbeat_ms: Some(50),
             election_timeout_ms: Some(400),
-            extra_args: vec!["--request-timeout".into(), "3000".into()],
+            extra_args,
             ..ClusterOptions::default()
         },
     )

@@ -103,6 +103,15 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// A `string` field.
+    pub fn string(&self, name: &str) -> Result<String, EtcdError> {
+        match self.get(name) {
+            None => Ok(String::new()),
+            Some(Value::String(text)) => Ok(text.clone()),
+            Some(other) => Err(bad(format!("{name}: expected a string, got {other}"))),
+        }
+    }
+
     /// A `bool` field.
     pub fn bool(&self, name: &str) -> Result<bool, EtcdError> {
         match self.get(name) {

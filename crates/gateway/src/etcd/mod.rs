@@ -13,12 +13,11 @@ use std::convert::Infallible;
 use std::future::Future;
 
 use axum::body::Body;
-use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
-use conclave_client::Idempotency;
+use conclave_client::{Channel, Idempotency};
 use conclave_proto::etcdserverpb::cluster_client::ClusterClient;
 use conclave_proto::etcdserverpb::kv_client::KvClient;
 use conclave_proto::etcdserverpb::lease_client::LeaseClient;
@@ -31,9 +30,9 @@ use conclave_proto::v3lockpb::lock_client::LockClient;
 use conclave_proto::v3lockpb::{self as lockpb};
 use futures::{Stream, StreamExt};
 use serde_json::{json, Value};
-use tonic::transport::Channel;
 use tonic::{Code, Status};
 
+use crate::auth::Caller;
 use crate::error::EtcdError;
 use crate::extract::EtcdJson;
 use crate::metrics::StreamGuard;
@@ -110,6 +109,8 @@ macro_rules! etcd_path {
     };
 }
 
+pub mod auth;
+
 /// OpenAPI stubs of the `/v3` paths (their bodies are etcd's messages, documented by
 /// etcd's `rpc.proto`).
 pub mod doc {
@@ -176,7 +177,7 @@ pub mod doc {
 }
 
 /// `POST /v3/kv/range`.
-pub async fn kv_range(State(state): State<AppState>, EtcdJson(body): EtcdJson<Value>) -> Answer {
+pub async fn kv_range(Caller(state): Caller, EtcdJson(body): EtcdJson<Value>) -> Answer {
     let request = json::range_request(Fields::of(&body)?)?;
     let response = unary(&state, Idempotency::Idempotent, |channel| {
         let request = request.clone();
@@ -192,7 +193,7 @@ pub async fn kv_range(State(state): State<AppState>, EtcdJson(body): EtcdJson<Va
 }
 
 /// `POST /v3/kv/put`.
-pub async fn kv_put(State(state): State<AppState>, EtcdJson(body): EtcdJson<Value>) -> Answer {
+pub async fn kv_put(Caller(state): Caller, EtcdJson(body): EtcdJson<Value>) -> Answer {
     let request = json::put_request(Fields::of(&body)?)?;
     let response = unary(&state, Idempotency::NonIdempotent, |channel| {
         let request = request.clone();
@@ -208,7 +209,7 @@ pub async fn kv_put(State(state): State<AppState>, EtcdJson(body): EtcdJson<Valu
 }
 
 /// `POST /v3/kv/deleterange`.
-pub async fn kv_deleterange(State(state): State<AppState>, EtcdJson(body): EtcdJson<Value>) -> Answer {
+pub async fn kv_deleterange(Caller(state): Caller, EtcdJson(body): EtcdJson<Value>) -> Answer {
     let request = json::delete_request(Fields::of(&body)?)?;
     let response = unary(&state, Idempotency::NonIdempotent, |channel| {
         let request = request.clone();
@@ -224,7 +225,7 @@ pub async fn kv_deleterange(State(state): State<AppState>, EtcdJson(body): EtcdJ
 }
 
 /// `POST /v3/kv/txn`.
-pub async fn kv_txn(State(state): State<AppState>, EtcdJson(body): EtcdJson<Value>) -> Answer {
+pub async fn kv_txn(Caller(state): Caller, EtcdJson(body): EtcdJson<Value>) -> Answer {
     let request = json::txn_request(Fields::of(&body)?)?;
     let idempotency = if json::txn_is_read_only(&request) {
         Idempotency::Idempotent
@@ -245,7 +246,7 @@ pub async fn kv_txn(State(state): State<AppState>, EtcdJson(body): EtcdJson<Valu
 }
 
 /// `POST /v3/kv/compaction`.
-pub async fn kv_compaction(State(state): State<AppState>, EtcdJson(body): EtcdJson<Value>) -> Answer {
+pub async fn kv_compaction(Caller(state): Caller, EtcdJson(body): EtcdJson<Value>) -> Answer {
     let request = json::compaction_request(Fields::of(&body)?)?;
     let response = unary(&state, Idempotency::NonIdempotent, |channel| async move {
         KvClient::new(channel)
@@ -325,10 +326,7 @@ fn refuse_if_draining(state: &AppState) -> Result<(), EtcdError> {
 }
 
 /// `POST /v3/watch`: body `{"create_request": {...}}`; streams `{"result": WatchResponse}`.
-pub async fn watch(
-    State(state): State<AppState>,
-    EtcdJson(body): EtcdJson<Value>,
-) -> Result<Response, EtcdError> {
+pub async fn watch(Caller(state): Caller, EtcdJson(body): EtcdJson<Value>) -> Result<Response, EtcdError> {
     refuse_if_draining(&state)?;
     let create = json::watch_create_request(Fields::of(&body)?)?;
     let stream = unary(&state, Idempotency::Idempotent, |channel| {
@@ -349,7 +347,7 @@ pub async fn watch(
 }
 
 /// `POST /v3/lease/grant`.
-pub async fn lease_grant(State(state): State<AppState>, EtcdJson(body): EtcdJson<Value>) -> Answer {
+pub async fn lease_grant(Caller(state): Caller, EtcdJson(body): EtcdJson<Value>) -> Answer {
     let f = Fields::of(&body)?;
     let request = pb::LeaseGrantRequest {
         ttl: f.i64("TTL")?,
@@ -363,7 +361,7 @@ pub async fn lease_grant(State(state): State<AppState>, EtcdJson(body): EtcdJson
 }
 
 /// `POST /v3/lease/revoke`.
-pub async fn lease_revoke(State(state): State<AppState>, EtcdJson(body): EtcdJson<Value>) -> Answer {
+pub async fn lease_revoke(Caller(state): Caller, EtcdJson(body): EtcdJson<Value>) -> Answer {
     let request = pb::LeaseRevokeRequest {
         id: Fields::of(&body)?.i64("ID")?,
     };
@@ -376,7 +374,7 @@ pub async fn lease_revoke(State(state): State<AppState>, EtcdJson(body): EtcdJso
 
 /// `POST /v3/lease/keepalive`: one renewal, answered as one `{"result": ...}` line.
 pub async fn lease_keepalive(
-    State(state): State<AppState>,
+    Caller(state): Caller,
     EtcdJson(body): EtcdJson<Value>,
 ) -> Result<Response, EtcdError> {
     let id = Fields::of(&body)?.i64("ID")?;
@@ -405,7 +403,7 @@ pub async fn lease_keepalive(
 }
 
 /// `POST /v3/lease/timetolive`.
-pub async fn lease_timetolive(State(state): State<AppState>, EtcdJson(body): EtcdJson<Value>) -> Answer {
+pub async fn lease_timetolive(Caller(state): Caller, EtcdJson(body): EtcdJson<Value>) -> Answer {
     let f = Fields::of(&body)?;
     let request = pb::LeaseTimeToLiveRequest {
         id: f.i64("ID")?,
@@ -419,7 +417,7 @@ pub async fn lease_timetolive(State(state): State<AppState>, EtcdJson(body): Etc
 }
 
 /// `POST /v3/lease/leases`.
-pub async fn lease_leases(State(state): State<AppState>) -> Answer {
+pub async fn lease_leases(Caller(state): Caller) -> Answer {
     let response = unary(&state, Idempotency::Idempotent, |channel| {
         let request = pb::LeaseLeasesRequest {};
         async move { LeaseClient::new(channel).lease_leases(request).await }
@@ -429,7 +427,7 @@ pub async fn lease_leases(State(state): State<AppState>) -> Answer {
 }
 
 /// `POST /v3/maintenance/status`: the status of the member that answers.
-pub async fn maintenance_status(State(state): State<AppState>) -> Answer {
+pub async fn maintenance_status(Caller(state): Caller) -> Answer {
     let response = unary(&state, Idempotency::Idempotent, |channel| {
         let request = pb::StatusRequest {};
         async move { MaintenanceClient::new(channel).status(request).await }
@@ -439,7 +437,7 @@ pub async fn maintenance_status(State(state): State<AppState>) -> Answer {
 }
 
 /// `POST /v3/cluster/member/list`.
-pub async fn cluster_member_list(State(state): State<AppState>, EtcdJson(body): EtcdJson<Value>) -> Answer {
+pub async fn cluster_member_list(Caller(state): Caller, EtcdJson(body): EtcdJson<Value>) -> Answer {
     let linearizable = Fields::of(&body)?.bool("linearizable")?;
     let response = unary(&state, Idempotency::Idempotent, |channel| {
         let request = pb::MemberListRequest { linearizable };
@@ -450,7 +448,7 @@ pub async fn cluster_member_list(State(state): State<AppState>, EtcdJson(body): 
 }
 
 /// `POST /v3/election/campaign`.
-pub async fn election_campaign(State(state): State<AppState>, EtcdJson(body): EtcdJson<Value>) -> Answer {
+pub async fn election_campaign(Caller(state): Caller, EtcdJson(body): EtcdJson<Value>) -> Answer {
     let f = Fields::of(&body)?;
     let request = electionpb::CampaignRequest {
         name: f.bytes("name")?,
@@ -466,7 +464,7 @@ pub async fn election_campaign(State(state): State<AppState>, EtcdJson(body): Et
 }
 
 /// `POST /v3/election/proclaim`.
-pub async fn election_proclaim(State(state): State<AppState>, EtcdJson(body): EtcdJson<Value>) -> Answer {
+pub async fn election_proclaim(Caller(state): Caller, EtcdJson(body): EtcdJson<Value>) -> Answer {
     let f = Fields::of(&body)?;
     let request = electionpb::ProclaimRequest {
         leader: f.message("leader")?.map(json::leader_key_request).transpose()?,
@@ -481,7 +479,7 @@ pub async fn election_proclaim(State(state): State<AppState>, EtcdJson(body): Et
 }
 
 /// `POST /v3/election/leader`.
-pub async fn election_leader(State(state): State<AppState>, EtcdJson(body): EtcdJson<Value>) -> Answer {
+pub async fn election_leader(Caller(state): Caller, EtcdJson(body): EtcdJson<Value>) -> Answer {
     let request = electionpb::LeaderRequest {
         name: Fields::of(&body)?.bytes("name")?,
     };
@@ -495,7 +493,7 @@ pub async fn election_leader(State(state): State<AppState>, EtcdJson(body): Etcd
 
 /// `POST /v3/election/observe`: streams `{"result": LeaderResponse}`.
 pub async fn election_observe(
-    State(state): State<AppState>,
+    Caller(state): Caller,
     EtcdJson(body): EtcdJson<Value>,
 ) -> Result<Response, EtcdError> {
     refuse_if_draining(&state)?;
@@ -511,7 +509,7 @@ pub async fn election_observe(
 }
 
 /// `POST /v3/election/resign`.
-pub async fn election_resign(State(state): State<AppState>, EtcdJson(body): EtcdJson<Value>) -> Answer {
+pub async fn election_resign(Caller(state): Caller, EtcdJson(body): EtcdJson<Value>) -> Answer {
     let request = electionpb::ResignRequest {
         leader: Fields::of(&body)?
             .message("leader")?
@@ -527,7 +525,7 @@ pub async fn election_resign(State(state): State<AppState>, EtcdJson(body): Etcd
 }
 
 /// `POST /v3/lock/lock`.
-pub async fn lock_lock(State(state): State<AppState>, EtcdJson(body): EtcdJson<Value>) -> Answer {
+pub async fn lock_lock(Caller(state): Caller, EtcdJson(body): EtcdJson<Value>) -> Answer {
     let f = Fields::of(&body)?;
     let request = lockpb::LockRequest {
         name: f.bytes("name")?,
@@ -543,7 +541,7 @@ pub async fn lock_lock(State(state): State<AppState>, EtcdJson(body): EtcdJson<V
 }
 
 /// `POST /v3/lock/unlock`.
-pub async fn lock_unlock(State(state): State<AppState>, EtcdJson(body): EtcdJson<Value>) -> Answer {
+pub async fn lock_unlock(Caller(state): Caller, EtcdJson(body): EtcdJson<Value>) -> Answer {
     let request = lockpb::UnlockRequest {
         key: Fields::of(&body)?.bytes("key")?,
     };

@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use axum::extract::State;
 use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::AppState;
 
@@ -127,7 +127,7 @@ async fn member_status(state: &AppState, endpoint: String) -> (MemberStatus, Opt
     responses(
         (status = 200, description = "the cluster", body = ClusterDto),
         (status = 503, description = "`unavailable`: no member answered the member list", body = ErrorBody)))]
-pub async fn cluster(State(state): State<AppState>) -> Result<Json<ClusterDto>, ApiError> {
+pub async fn cluster(Caller(state): Caller) -> Result<Json<ClusterDto>, ApiError> {
     let members = state.client.member_list().await?;
     let checks = members.iter().map(|member| {
         let state = state.clone();

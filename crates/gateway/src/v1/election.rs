@@ -10,7 +10,6 @@
 
 use std::time::Duration;
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::sse::Event as SseEvent;
 use axum::response::Response;
@@ -22,6 +21,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::watch::{error_event, shutdown_event, sse_response};
 use super::{de_lease, parse_lease, EncodingQuery};
+use crate::auth::Caller;
 use crate::encoding::Encoding;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{JsonBody, P, Q};
@@ -189,7 +189,7 @@ async fn hold(
         (status = 404, description = "`lease_not_found`", body = ErrorBody),
         (status = 409, description = "`not_elected`: another leader held on for the whole timeout", body = ErrorBody)))]
 pub async fn campaign(
-    State(state): State<AppState>,
+    Caller(state): Caller,
     P(name): P<String>,
     Q(query): Q<EncodingQuery>,
     JsonBody(body): JsonBody<CampaignBody>,
@@ -219,7 +219,7 @@ fn leader_dto(leader: &LeaderInfo, encoding: Encoding) -> Result<LeaderDto, ApiE
         (status = 200, description = "the leader", body = LeaderDto),
         (status = 404, description = "`no_leader`", body = ErrorBody)))]
 pub async fn leader(
-    State(state): State<AppState>,
+    Caller(state): Caller,
     P(name): P<String>,
     Q(query): Q<EncodingQuery>,
 ) -> Result<Json<LeaderDto>, ApiError> {
@@ -242,7 +242,7 @@ pub async fn leader(
         (status = 200, description = "`text/event-stream` of `leader` events", body = LeaderDto, content_type = "text/event-stream"),
         (status = 503, description = "`draining` or `unavailable`", body = ErrorBody)))]
 pub async fn observe(
-    State(state): State<AppState>,
+    Caller(state): Caller,
     P(name): P<String>,
     Q(query): Q<EncodingQuery>,
 ) -> Result<Response, ApiError> {
@@ -295,7 +295,7 @@ pub async fn observe(
         (status = 200, description = "resigned", body = Released),
         (status = 409, description = "`not_leader`: that key and epoch are no longer held", body = ErrorBody)))]
 pub async fn resign(
-    State(state): State<AppState>,
+    Caller(state): Caller,
     P(name): P<String>,
     JsonBody(body): JsonBody<ResignBody>,
 ) -> Result<Json<Released>, ApiError> {
@@ -331,7 +331,7 @@ pub struct LockBody {
         (status = 404, description = "`lease_not_found`", body = ErrorBody),
         (status = 409, description = "`locked`: held by another owner for the whole timeout", body = ErrorBody)))]
 pub async fn lock(
-    State(state): State<AppState>,
+    Caller(state): Caller,
     P(name): P<String>,
     JsonBody(body): JsonBody<LockBody>,
 ) -> Result<Json<Holder>, ApiError> {
@@ -357,7 +357,7 @@ pub struct UnlockQuery {
         (status = 200, description = "unlocked", body = Released),
         (status = 409, description = "`not_holder`: that key and epoch are no longer held", body = ErrorBody)))]
 pub async fn unlock(
-    State(state): State<AppState>,
+    Caller(state): Caller,
     P(name): P<String>,
     Q(query): Q<UnlockQuery>,
 ) -> Result<Json<Released>, ApiError> {

@@ -1,7 +1,6 @@
 //! Keys: get, put (with compare-and-swap by `If-Match`), delete, list in bounded pages,
 //! and compaction.
 
-use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -13,10 +12,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{de_lease, lease_or_zero, KvDto};
+use crate::auth::Caller;
 use crate::encoding::Encoding;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{JsonBody, P, Q};
-use crate::AppState;
 
 /// Default page size of a listing.
 pub const DEFAULT_PAGE: i64 = 100;
@@ -47,7 +46,7 @@ fn etag(kv: &KvDto) -> Option<HeaderValue> {
         (status = 404, description = "`key_not_found`", body = ErrorBody),
         (status = 410, description = "`compacted`: the revision was compacted", body = ErrorBody)))]
 pub async fn get(
-    State(state): State<AppState>,
+    Caller(state): Caller,
     P(key): P<String>,
     Q(query): Q<GetQuery>,
 ) -> Result<Response, ApiError> {
@@ -192,7 +191,7 @@ impl Condition {
         (status = 503, description = "`unavailable`: not applied, safe to retry", body = ErrorBody),
         (status = 504, description = "`outcome_unknown`: may have applied", body = ErrorBody)))]
 pub async fn put(
-    State(state): State<AppState>,
+    Caller(state): Caller,
     P(key): P<String>,
     Q(query): Q<PutQuery>,
     headers: HeaderMap,
@@ -275,7 +274,7 @@ pub struct DeleteResult {
         (status = 412, description = "`revision_mismatch`", body = ErrorBody),
         (status = 504, description = "`outcome_unknown`", body = ErrorBody)))]
 pub async fn delete(
-    State(state): State<AppState>,
+    Caller(state): Caller,
     P(key): P<String>,
     Q(query): Q<DeleteQuery>,
     headers: HeaderMap,
@@ -389,10 +388,7 @@ pub fn decode_cursor(cursor: &str) -> Option<(i64, Vec<u8>)> {
         (status = 200, description = "one page", body = ListResult),
         (status = 400, description = "`invalid_argument` (bad cursor, limit above 1000)", body = ErrorBody),
         (status = 410, description = "`compacted`: the listing's revision was compacted; start again", body = ErrorBody)))]
-pub async fn list(
-    State(state): State<AppState>,
-    Q(query): Q<ListQuery>,
-) -> Result<Json<ListResult>, ApiError> {
+pub async fn list(Caller(state): Caller, Q(query): Q<ListQuery>) -> Result<Json<ListResult>, ApiError> {
     let encoding = query.encoding.unwrap_or_default();
     let limit = query.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
@@ -481,7 +477,7 @@ pub struct CompactResult {
         (status = 400, description = "`future_revision`", body = ErrorBody),
         (status = 410, description = "`compacted`: already compacted past it", body = ErrorBody)))]
 pub async fn compact(
-    State(state): State<AppState>,
+    Caller(state): Caller,
     JsonBody(body): JsonBody<CompactBody>,
 ) -> Result<Json<CompactResult>, ApiError> {
     let revision = state.client.compact(body.revision, body.physical).await?;

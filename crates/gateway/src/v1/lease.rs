@@ -4,7 +4,6 @@
 //! a lock under a lease calls `POST /v1/leases/{id}/keepalive` well within the TTL
 //! (every third of it, say).
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use conclave_client::{Idempotency, LeaseId};
@@ -14,9 +13,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{de_lease, parse_lease, EncodingQuery};
+use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{JsonBody, P, Q};
-use crate::AppState;
 
 /// Body of `POST /v1/leases`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -73,7 +72,7 @@ pub struct Revoked {
         (status = 400, description = "`invalid_argument`", body = ErrorBody),
         (status = 409, description = "`already_exists`: the asked-for ID is taken", body = ErrorBody)))]
 pub async fn grant(
-    State(state): State<AppState>,
+    Caller(state): Caller,
     JsonBody(body): JsonBody<GrantBody>,
 ) -> Result<(StatusCode, Json<LeaseDto>), ApiError> {
     if body.ttl <= 0 {
@@ -113,7 +112,7 @@ pub async fn grant(
 /// `GET /v1/leases`: every live lease.
 #[utoipa::path(get, path = "/v1/leases", tag = "leases",
     responses((status = 200, description = "lease IDs", body = LeaseList)))]
-pub async fn list(State(state): State<AppState>) -> Result<Json<LeaseList>, ApiError> {
+pub async fn list(Caller(state): Caller) -> Result<Json<LeaseList>, ApiError> {
     let leases = state.client.leases().await?;
     Ok(Json(LeaseList {
         leases: leases.into_iter().map(|l| l.0.to_string()).collect(),
@@ -134,7 +133,7 @@ fn not_found(id: i64) -> ApiError {
     responses(
         (status = 200, description = "renewed", body = LeaseDto),
         (status = 404, description = "`lease_not_found`", body = ErrorBody)))]
-pub async fn keepalive(State(state): State<AppState>, P(id): P<String>) -> Result<Json<LeaseDto>, ApiError> {
+pub async fn keepalive(Caller(state): Caller, P(id): P<String>) -> Result<Json<LeaseDto>, ApiError> {
     let id = parse_lease(&id)?;
     match state.client.keep_alive_once(LeaseId(id)).await {
         Ok(ttl) => Ok(Json(LeaseDto {
@@ -152,7 +151,7 @@ pub async fn keepalive(State(state): State<AppState>, P(id): P<String>) -> Resul
     responses(
         (status = 200, description = "revoked", body = Revoked),
         (status = 404, description = "`lease_not_found`", body = ErrorBody)))]
-pub async fn revoke(State(state): State<AppState>, P(id): P<String>) -> Result<Json<Revoked>, ApiError> {
+pub async fn revoke(Caller(state): Caller, P(id): P<String>) -> Result<Json<Revoked>, ApiError> {
     let id = parse_lease(&id)?;
     match state.client.revoke_lease(LeaseId(id)).await {
         Ok(()) => Ok(Json(Revoked { revoked: true })),
@@ -176,7 +175,7 @@ pub struct InfoQuery {
         (status = 200, description = "the lease", body = LeaseInfoDto),
         (status = 404, description = "`lease_not_found`", body = ErrorBody)))]
 pub async fn get(
-    State(state): State<AppState>,
+    Caller(state): Caller,
     P(id): P<String>,
     Q(query): Q<InfoQuery>,
 ) -> Result<Json<LeaseInfoDto>, ApiError> {

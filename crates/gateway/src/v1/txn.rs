@@ -6,7 +6,6 @@
 //!  "failure": [{"get": {"key": "/cfg"}}]}
 //! ```
 
-use axum::extract::State;
 use axum::Json;
 use conclave_client::kv::{Delete, Get, Put};
 use conclave_client::{Compare, LeaseId, Op, OpResponse};
@@ -15,10 +14,10 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::{de_lease, lease_or_zero, EncodingQuery, KvDto};
+use crate::auth::Caller;
 use crate::encoding::Encoding;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{JsonBody, Q};
-use crate::AppState;
 
 /// A transaction.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -298,7 +297,7 @@ fn op_result(response: OpResponse, encoding: Encoding) -> Result<OpResult, ApiEr
         (status = 400, description = "`invalid_argument`", body = ErrorBody),
         (status = 504, description = "`outcome_unknown`", body = ErrorBody)))]
 pub async fn txn(
-    State(state): State<AppState>,
+    Caller(state): Caller,
     Q(query): Q<EncodingQuery>,
     JsonBody(body): JsonBody<TxnBody>,
 ) -> Result<Json<TxnResult>, ApiError> {

@@ -17,7 +17,6 @@
 
 use std::convert::Infallible;
 
-use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -28,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::KvDto;
+use crate::auth::Caller;
 use crate::encoding::Encoding;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Q;
@@ -266,7 +266,7 @@ async fn step(mut session: Session) -> Option<(Result<SseEvent, Infallible>, Ses
         (status = 410, description = "`compacted`", body = ErrorBody),
         (status = 503, description = "`draining` or `unavailable`", body = ErrorBody)))]
 pub async fn watch(
-    State(state): State<AppState>,
+    Caller(state): Caller,
     Q(query): Q<WatchQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {

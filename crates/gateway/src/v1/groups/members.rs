@@ -10,7 +10,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use conclave_client::group::{JoinOptions, PartitionId};
@@ -20,11 +19,11 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::group_of;
 use super::MemberDto;
+use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody, GroupCall};
 use crate::extract::{JsonBody, P, Q};
 use crate::v1::de_lease;
 use crate::v1::election::{poll_timeout, required_lease};
-use crate::AppState;
 
 /// Default wait of a graceful leave.
 pub const DEFAULT_LEAVE: Duration = Duration::from_secs(30);
@@ -75,7 +74,7 @@ fn member_id(id: &str) -> Result<(), ApiError> {
         (status = 409, description = "`member_taken`: another live session holds the id", body = ErrorBody),
         (status = 503, description = "`busy`: the id's previous session is still being cleared — retry after `Retry-After`", body = ErrorBody)))]
 pub async fn register(
-    State(state): State<AppState>,
+    Caller(state): Caller,
     P(name): P<String>,
     JsonBody(body): JsonBody<RegisterBody>,
 ) -> Result<Json<MemberDto>, ApiError> {
@@ -137,7 +136,7 @@ pub struct Left {
         (status = 503, description = "`draining`: this gateway is shutting down; the member stays leaving — leave again (through another gateway)", body = ErrorBody),
         (status = 504, description = "`timeout`: the hand-over did not finish; the member stays registered and leaving", body = ErrorBody)))]
 pub async fn leave(
-    State(state): State<AppState>,
+    Caller(state): Caller,
     P((name, member)): P<(String, String)>,
     Q(query): Q<LeaveQuery>,
 ) -> Result<Json<Left>, ApiError> {
@@ -187,7 +186,7 @@ pub struct Holdings {
         (status = 200, description = "draining (or resumed); what it still holds", body = Holdings),
         (status = 404, description = "`not_found`", body = ErrorBody)))]
 pub async fn drain(
-    State(state): State<AppState>,
+    Caller(state): Caller,
     P((name, member)): P<(String, String)>,
     JsonBody(body): JsonBody<DrainBody>,
 ) -> Result<Json<Holdings>, ApiError> {
@@ -244,7 +243,7 @@ pub struct Reported {
         (status = 404, description = "`not_found`: no such group, or the member is not registered", body = ErrorBody),
         (status = 409, description = "`stale_epoch` (the partition moved on: `current_epoch` says to what; re-read the map) or `failed_precondition` (the member holds no replica in that stage)", body = ErrorBody)))]
 pub async fn report(
-    State(state): State<AppState>,
+    Caller(state): Caller,
     P((name, partition)): P<(String, u32)>,
     JsonBody(body): JsonBody<ReportBody>,
 ) -> Result<Json<Reported>, ApiError> {

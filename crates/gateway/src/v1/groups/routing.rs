@@ -1,7 +1,6 @@
 //! Reading a group's placement: the whole map, where one key goes, one partition's
 //! leader (for load balancers), and the latest generations.
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use conclave_client::group::PartitionId;
@@ -9,10 +8,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{failed, group_of, MapDto, MemberDto};
+use crate::auth::Caller;
 use crate::encoding::Encoding;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{P, Q};
-use crate::AppState;
 
 /// Most history entries one request may ask for (the cluster keeps 1000 generations).
 pub const MAX_HISTORY: u32 = 1000;
@@ -24,7 +23,7 @@ pub const MAX_HISTORY: u32 = 1000;
     responses(
         (status = 200, description = "the map", body = MapDto),
         (status = 404, description = "`not_found`", body = ErrorBody)))]
-pub async fn map(State(state): State<AppState>, P(name): P<String>) -> Result<Json<MapDto>, ApiError> {
+pub async fn map(Caller(state): Caller, P(name): P<String>) -> Result<Json<MapDto>, ApiError> {
     let map = group_of(&state, &name)?.map().await.map_err(failed)?;
     Ok(Json(MapDto::from(&map)))
 }
@@ -65,7 +64,7 @@ pub struct RouteDto {
         (status = 400, description = "`invalid_argument`: no key, or bad base64", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody)))]
 pub async fn route(
-    State(state): State<AppState>,
+    Caller(state): Caller,
     P(name): P<String>,
     Q(query): Q<RouteQuery>,
 ) -> Result<Json<RouteDto>, ApiError> {
@@ -112,7 +111,7 @@ pub struct PartitionLeaderDto {
         (status = 404, description = "`not_found`: no such group", body = ErrorBody),
         (status = 503, description = "`no_leader`", body = ErrorBody)))]
 pub async fn partition_leader(
-    State(state): State<AppState>,
+    Caller(state): Caller,
     P((name, partition)): P<(String, u32)>,
 ) -> Result<Json<PartitionLeaderDto>, ApiError> {
     let map = group_of(&state, &name)?.map().await.map_err(failed)?;
@@ -178,7 +177,7 @@ pub struct HistoryDto {
         (status = 400, description = "`invalid_argument`: limit out of range", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody)))]
 pub async fn history(
-    State(state): State<AppState>,
+    Caller(state): Caller,
     P(name): P<String>,
     Q(query): Q<HistoryQuery>,
 ) -> Result<Json<HistoryDto>, ApiError> {

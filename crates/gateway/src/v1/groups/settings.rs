@@ -1,15 +1,14 @@
 //! The groups themselves: create, list, read, change settings, delete.
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{failed, group_of, GroupDto, SettingsDto};
+use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{JsonBody, P};
-use crate::AppState;
 
 /// Body of `POST /v1/groups`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -44,7 +43,7 @@ pub struct GroupDeleted {
         (status = 409, description = "`already_exists`: the name is taken", body = ErrorBody),
         (status = 504, description = "`outcome_unknown`: it may have been created: read it", body = ErrorBody)))]
 pub async fn create(
-    State(state): State<AppState>,
+    Caller(state): Caller,
     JsonBody(body): JsonBody<CreateGroupBody>,
 ) -> Result<(StatusCode, Json<GroupDto>), ApiError> {
     let group = group_of(&state, &body.name)?;
@@ -56,7 +55,7 @@ pub async fn create(
 /// `GET /v1/groups`: every group.
 #[utoipa::path(get, operation_id = "group_list", path = "/v1/groups", tag = "groups",
     responses((status = 200, description = "the groups", body = GroupList)))]
-pub async fn list(State(state): State<AppState>) -> Result<Json<GroupList>, ApiError> {
+pub async fn list(Caller(state): Caller) -> Result<Json<GroupList>, ApiError> {
     let groups = state.client.groups().await.map_err(failed)?;
     Ok(Json(GroupList {
         groups: groups.into_iter().map(GroupDto::from).collect(),
@@ -69,7 +68,7 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<GroupList>, ApiE
     responses(
         (status = 200, description = "the group", body = GroupDto),
         (status = 404, description = "`not_found`", body = ErrorBody)))]
-pub async fn get(State(state): State<AppState>, P(name): P<String>) -> Result<Json<GroupDto>, ApiError> {
+pub async fn get(Caller(state): Caller, P(name): P<String>) -> Result<Json<GroupDto>, ApiError> {
     let info = group_of(&state, &name)?.get().await.map_err(failed)?;
     Ok(Json(info.into()))
 }
@@ -84,7 +83,7 @@ pub async fn get(State(state): State<AppState>, P(name): P<String>) -> Result<Js
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 409, description = "`failed_precondition`: a different partition count, more replicas than registered members, or a concurrent change", body = ErrorBody)))]
 pub async fn update(
-    State(state): State<AppState>,
+    Caller(state): Caller,
     P(name): P<String>,
     JsonBody(body): JsonBody<SettingsDto>,
 ) -> Result<Json<GroupDto>, ApiError> {
@@ -100,10 +99,7 @@ pub async fn update(
     responses(
         (status = 200, description = "deleted", body = GroupDeleted),
         (status = 404, description = "`not_found`", body = ErrorBody)))]
-pub async fn delete(
-    State(state): State<AppState>,
-    P(name): P<String>,
-) -> Result<Json<GroupDeleted>, ApiError> {
+pub async fn delete(Caller(state): Caller, P(name): P<String>) -> Result<Json<GroupDeleted>, ApiError> {
     let deleted = group_of(&state, &name)?.delete().await.map_err(failed)?;
     Ok(Json(GroupDeleted { deleted }))
 }

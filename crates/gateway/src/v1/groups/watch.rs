@@ -16,7 +16,6 @@
 
 use std::convert::Infallible;
 
-use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::Event as SseEvent;
 use axum::response::Response;
@@ -26,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{failed, group_of, MapDto, MemberDto, PartitionDto};
+use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{P, Q};
 use crate::metrics::StreamGuard;
@@ -241,7 +241,7 @@ pub fn parse_generation(id: &str) -> Option<u64> {
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 503, description = "`draining` or `unavailable`", body = ErrorBody)))]
 pub async fn watch(
-    State(state): State<AppState>,
+    Caller(state): Caller,
     P(name): P<String>,
     Q(query): Q<MapWatchQuery>,
     headers: HeaderMap,
