@@ -8,11 +8,7 @@ use crate::TlsError;
 /// The certificate and key files in `dir` (`cert.pem`, `key.pem`), generated when either
 /// is missing (as etcd keeps them in `<data-dir>/fixtures/{client,peer}`), valid for
 /// `hosts` (names or IP addresses) and `localhost`.
-pub fn self_signed(
-    setting: &str,
-    dir: &Path,
-    hosts: &[String],
-) -> Result<(PathBuf, PathBuf), TlsError> {
+pub fn self_signed(setting: &str, dir: &Path, hosts: &[String]) -> Result<(PathBuf, PathBuf), TlsError> {
     let cert_path = dir.join("cert.pem");
     let key_path = dir.join("key.pem");
     if cert_path.exists() && key_path.exists() {
@@ -27,8 +23,7 @@ pub fn self_signed(
     names.push("localhost".into());
     names.sort();
     names.dedup();
-    let generated =
-        rcgen::generate_simple_self_signed(names).map_err(|e| failed(e.to_string()))?;
+    let generated = rcgen::generate_simple_self_signed(names).map_err(|e| failed(e.to_string()))?;
     std::fs::create_dir_all(dir).map_err(|e| failed(e.to_string()))?;
     write_private(&key_path, generated.signing_key.serialize_pem().as_bytes())
         .map_err(|e| failed(e.to_string()))?;

@@ -109,9 +109,7 @@ impl ClientTls {
             sources.push(key.clone());
         }
         let spec = settings.clone();
-        let config = Reloading::new(what, sources, move |contents: &[Vec<u8>]| {
-            build(&spec, contents)
-        })?;
+        let config = Reloading::new(what, sources, move |contents: &[Vec<u8>]| build(&spec, contents))?;
         Ok(ClientTls { settings, config })
     }
 
@@ -203,12 +201,7 @@ impl ServerCertVerifier for AnyServer {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
 
     fn verify_tls13_signature(
@@ -217,12 +210,7 @@ impl ServerCertVerifier for AnyServer {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -259,19 +247,14 @@ pub struct Connector {
 impl Connector {
     /// A connector that checks the server's certificate against `host` (or the
     /// settings' server-name override).
-    pub fn new(
-        tls: Arc<ClientTls>,
-        host: &str,
-        local_ip: Option<IpAddr>,
-    ) -> Result<Connector, TlsError> {
+    pub fn new(tls: Arc<ClientTls>, host: &str, local_ip: Option<IpAddr>) -> Result<Connector, TlsError> {
         let name = tls
             .settings
             .server_name
             .clone()
             .unwrap_or_else(|| host.to_string());
-        let server_name = ServerName::try_from(name.clone()).map_err(|e| {
-            TlsError::Settings(format!("server name {name:?} is not usable for TLS: {e}"))
-        })?;
+        let server_name = ServerName::try_from(name.clone())
+            .map_err(|e| TlsError::Settings(format!("server name {name:?} is not usable for TLS: {e}")))?;
         Ok(Connector {
             tls,
             server_name,
@@ -302,9 +285,7 @@ impl tower_service::Service<http::Uri> for Connector {
             let stream = connector
                 .connect(this.server_name.clone(), tcp)
                 .await
-                .map_err(|e| {
-                    io::Error::new(e.kind(), format!("TLS handshake with {host}:{port}: {e}"))
-                })?;
+                .map_err(|e| io::Error::new(e.kind(), format!("TLS handshake with {host}:{port}: {e}")))?;
             Ok(TokioIo::new(stream))
         })
     }

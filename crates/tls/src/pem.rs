@@ -65,23 +65,18 @@ impl PemSource {
     /// The PEM text as it is now.
     pub fn read(&self) -> Result<Vec<u8>, TlsError> {
         match self {
-            PemSource::File { path, setting } => {
-                std::fs::read(path).map_err(|source| TlsError::Read {
-                    setting: setting.clone(),
-                    path: path.clone(),
-                    source,
-                })
-            }
+            PemSource::File { path, setting } => std::fs::read(path).map_err(|source| TlsError::Read {
+                setting: setting.clone(),
+                path: path.clone(),
+                source,
+            }),
             PemSource::Inline { pem, .. } => Ok(pem.to_vec()),
         }
     }
 }
 
 /// Every certificate in `pem` (a chain: leaf first), at least one.
-pub fn certificates(
-    source: &PemSource,
-    pem: &[u8],
-) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+pub fn certificates(source: &PemSource, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let no_certificate = |reason: Option<String>| TlsError::NoCertificate {
         setting: source.setting().to_string(),
         source_name: source.name(),
@@ -122,10 +117,7 @@ pub fn roots(source: &PemSource, pem: &[u8]) -> Result<RootCertStore, TlsError> 
 }
 
 /// A certificate chain with its private key, checked to belong together.
-pub fn certified_key(
-    cert: (&PemSource, &[u8]),
-    key: (&PemSource, &[u8]),
-) -> Result<CertifiedKey, TlsError> {
+pub fn certified_key(cert: (&PemSource, &[u8]), key: (&PemSource, &[u8])) -> Result<CertifiedKey, TlsError> {
     let chain = certificates(cert.0, cert.1)?;
     let private = private_key(key.0, key.1)?;
     let mismatch = |reason: String| TlsError::KeyMismatch {

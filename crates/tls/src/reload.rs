@@ -68,8 +68,7 @@ impl<T> Reloading<T> {
     /// The value for the files as they are now (or the last good one, see the module
     /// docs).
     pub fn current(&self) -> Arc<T> {
-        let contents: Result<Vec<Vec<u8>>, TlsError> =
-            self.sources.iter().map(PemSource::read).collect();
+        let contents: Result<Vec<Vec<u8>>, TlsError> = self.sources.iter().map(PemSource::read).collect();
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let contents = match contents {
             Ok(contents) => contents,
@@ -99,10 +98,7 @@ impl<T> Reloading<T> {
 
     /// How many times the value was rebuilt since start.
     pub fn generation(&self) -> u64 {
-        self.state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .generation
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).generation
     }
 }
 
@@ -139,6 +135,9 @@ mod tests {
         let source = PemSource::file("--cert-file", "/nonexistent/server.pem");
         let error = Reloading::new("x", vec![source], |_: &[Vec<u8>]| Ok(())).unwrap_err();
         let text = error.to_string();
-        assert!(text.contains("--cert-file") && text.contains("/nonexistent/server.pem"), "{text}");
+        assert!(
+            text.contains("--cert-file") && text.contains("/nonexistent/server.pem"),
+            "{text}"
+        );
     }
 }

@@ -53,9 +53,7 @@ impl ServerTls {
         }
         let mut sources = vec![files.cert.clone(), files.key.clone()];
         sources.extend(files.trusted_ca.clone());
-        let config = Reloading::new(what, sources, move |contents: &[Vec<u8>]| {
-            build(&files, contents)
-        })?;
+        let config = Reloading::new(what, sources, move |contents: &[Vec<u8>]| build(&files, contents))?;
         Ok(ServerTls { config })
     }
 
@@ -81,8 +79,7 @@ fn build(files: &ServerTlsFiles, contents: &[Vec<u8>]) -> Result<ServerConfig, T
         })?;
     let builder = match (&files.trusted_ca, contents.get(2)) {
         (Some(ca), Some(pem)) => {
-            let verifier =
-                WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca, pem)?), provider);
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca, pem)?), provider);
             let verifier = if files.client_cert_auth {
                 verifier
             } else {
@@ -97,8 +94,7 @@ fn build(files: &ServerTlsFiles, contents: &[Vec<u8>]) -> Result<ServerConfig, T
         }
         _ => builder.with_no_client_auth(),
     };
-    let mut config =
-        builder.with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(certified)));
+    let mut config = builder.with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(certified)));
     // gRPC is HTTP/2; HTTP/1.1 stays for /metrics and the gateway's REST API.
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
