@@ -347,6 +347,7 @@ impl Config {
             cluster_token: self.initial_cluster_token.clone(),
             bootstrap,
             peer_source_ip,
+            peer_tls: None,
             heartbeat: Duration::from_millis(self.heartbeat_interval),
             election_timeout: Duration::from_millis(self.election_timeout),
             snapshot_count: self.snapshot_count,
