@@ -78,6 +78,33 @@ pub struct Config {
     pub restore_snapshot: String,
     /// Log filter (`tracing` env-filter syntax). Default `info`.
     pub log_level: String,
+    /// Client-port TLS certificate (PEM, leaf first), used for `https://` listen client
+    /// URLs; re-read when the file changes. Default empty (none).
+    pub cert_file: String,
+    /// Its private key (PEM: PKCS#8, PKCS#1 or SEC1). Default empty.
+    pub key_file: String,
+    /// CAs that client certificates are verified against (PEM). Default empty.
+    pub trusted_ca_file: String,
+    /// Refuse, at the handshake, clients without a certificate signed by
+    /// `trusted_ca_file` (mTLS). Default false.
+    pub client_cert_auth: bool,
+    /// Serve `https://` client URLs with a self-signed certificate generated in
+    /// `<data-dir>/fixtures/client` when no `cert_file` is given. Default false.
+    pub auto_tls: bool,
+    /// Peer-port TLS certificate (PEM), for `https://` peer URLs; also presented as this
+    /// member's client certificate when it dials other members. Default empty.
+    pub peer_cert_file: String,
+    /// Its private key. Default empty.
+    pub peer_key_file: String,
+    /// CAs that members' certificates (server and client side) are verified against.
+    /// Default empty.
+    pub peer_trusted_ca_file: String,
+    /// Refuse peer connections without a certificate signed by `peer_trusted_ca_file`.
+    /// Default false.
+    pub peer_client_cert_auth: bool,
+    /// Peer TLS with a self-signed certificate in `<data-dir>/fixtures/peer`; members
+    /// then do not verify each other's certificates (as etcd's). Default false.
+    pub peer_auto_tls: bool,
 }
 
 impl Default for Config {
@@ -108,6 +135,16 @@ impl Default for Config {
             watch_slow_client_timeout: 10_000,
             restore_snapshot: String::new(),
             log_level: "info".into(),
+            cert_file: String::new(),
+            key_file: String::new(),
+            trusted_ca_file: String::new(),
+            client_cert_auth: false,
+            auto_tls: false,
+            peer_cert_file: String::new(),
+            peer_key_file: String::new(),
+            peer_trusted_ca_file: String::new(),
+            peer_client_cert_auth: false,
+            peer_auto_tls: false,
         }
     }
 }
@@ -198,6 +235,37 @@ pub struct Flags {
     /// Log filter.
     #[arg(long)]
     pub log_level: Option<String>,
+    /// Client TLS certificate file (PEM), for https:// client URLs.
+    #[arg(long)]
+    pub cert_file: Option<String>,
+    /// Client TLS key file (PEM).
+    #[arg(long)]
+    pub key_file: Option<String>,
+    /// CA file that client certificates are verified against.
+    #[arg(long)]
+    pub trusted_ca_file: Option<String>,
+    /// Require client certificates signed by --trusted-ca-file (`--client-cert-auth` or
+    /// `--client-cert-auth=true|false`).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub client_cert_auth: Option<bool>,
+    /// Self-signed client TLS certificate, generated at start.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub auto_tls: Option<bool>,
+    /// Peer TLS certificate file (PEM), for https:// peer URLs.
+    #[arg(long)]
+    pub peer_cert_file: Option<String>,
+    /// Peer TLS key file (PEM).
+    #[arg(long)]
+    pub peer_key_file: Option<String>,
+    /// CA file that members' certificates are verified against.
+    #[arg(long)]
+    pub peer_trusted_ca_file: Option<String>,
+    /// Require peer client certificates signed by --peer-trusted-ca-file.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub peer_client_cert_auth: Option<bool>,
+    /// Self-signed peer TLS certificate, generated at start (members do not verify).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub peer_auto_tls: Option<bool>,
 }
 
 /// A configuration that cannot be used, with what to change.
@@ -262,7 +330,17 @@ impl Config {
             watch_progress_notify_interval,
             watch_slow_client_timeout,
             restore_snapshot,
-            log_level
+            log_level,
+            cert_file,
+            key_file,
+            trusted_ca_file,
+            client_cert_auth,
+            auto_tls,
+            peer_cert_file,
+            peer_key_file,
+            peer_trusted_ca_file,
+            peer_client_cert_auth,
+            peer_auto_tls
         );
         Ok(builder.build()?.try_deserialize()?)
     }
@@ -280,27 +358,28 @@ impl Config {
         ))
     }
 
-    /// Socket addresses to serve the client API on.
-    pub fn client_listen_addrs(&self) -> Result<Vec<SocketAddr>, ConfigError> {
+    /// Socket addresses to serve the client API on, each with whether it is `https://`.
+    pub fn client_listen_addrs(&self) -> Result<Vec<(SocketAddr, bool)>, ConfigError> {
         split_urls(&self.listen_client_urls)
             .iter()
-            .map(|u| socket_addr(u, "--listen-client-urls"))
+            .map(|u| listen_addr(u, "--listen-client-urls", true))
             .collect()
     }
 
-    /// Socket addresses to serve the peer transport on.
-    pub fn peer_listen_addrs(&self) -> Result<Vec<SocketAddr>, ConfigError> {
+    /// Socket addresses to serve the peer transport on, each with whether it is `https://`.
+    pub fn peer_listen_addrs(&self) -> Result<Vec<(SocketAddr, bool)>, ConfigError> {
         split_urls(&self.listen_peer_urls)
             .iter()
-            .map(|u| socket_addr(u, "--listen-peer-urls"))
+            .map(|u| listen_addr(u, "--listen-peer-urls", true))
             .collect()
     }
 
-    /// Socket addresses of the extra `/metrics` listeners (none by default).
+    /// Socket addresses of the extra `/metrics` listeners (none by default; plain HTTP
+    /// only, as etcd's).
     pub fn metrics_listen_addrs(&self) -> Result<Vec<SocketAddr>, ConfigError> {
         split_urls(&self.listen_metrics_urls)
             .iter()
-            .map(|u| socket_addr(u, "--listen-metrics-urls"))
+            .map(|u| listen_addr(u, "--listen-metrics-urls", false).map(|(addr, _)| addr))
             .collect()
     }
 
@@ -329,7 +408,7 @@ impl Config {
         // Outgoing peer connections leave from the IP the peer port listens on, when that
         // is one specific address.
         let peer_source_ip = match self.peer_listen_addrs()?.as_slice() {
-            [addr] if !addr.ip().is_unspecified() => Some(addr.ip()),
+            [(addr, _)] if !addr.ip().is_unspecified() => Some(addr.ip()),
             _ => None,
         };
         if self.election_timeout < self.heartbeat_interval * 5 {
@@ -347,6 +426,7 @@ impl Config {
             cluster_token: self.initial_cluster_token.clone(),
             bootstrap,
             peer_source_ip,
+            // Attached by `start` (`tls::peer_client`), which reads the files.
             peer_tls: None,
             heartbeat: Duration::from_millis(self.heartbeat_interval),
             election_timeout: Duration::from_millis(self.election_timeout),
@@ -396,13 +476,27 @@ fn parse_initial_cluster(value: &str) -> Result<Vec<(String, String)>, ConfigErr
         .collect()
 }
 
-/// `http://host:port` → a socket address (`localhost` resolves to loopback).
-fn socket_addr(url: &str, flag: &str) -> Result<SocketAddr, ConfigError> {
-    let rest = url.strip_prefix("http://").ok_or_else(|| {
-        ConfigError::Invalid(format!(
-            "{flag}: {url:?} must start with http:// (TLS is not supported yet)"
-        ))
-    })?;
+/// `http://host:port` or (where `tls_allowed`) `https://host:port` → a socket address
+/// (`localhost` resolves to loopback) and whether it is `https://`.
+fn listen_addr(url: &str, flag: &str, tls_allowed: bool) -> Result<(SocketAddr, bool), ConfigError> {
+    let (rest, tls) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+        (Some(rest), _) => (rest, false),
+        (None, Some(rest)) if tls_allowed => (rest, true),
+        (None, Some(_)) => {
+            return Err(ConfigError::Invalid(format!(
+                "{flag}: {url:?} must start with http:// (this listener is plain HTTP only, as etcd's)"
+            )))
+        }
+        (None, None) => {
+            return Err(ConfigError::Invalid(format!(
+                "{flag}: {url:?} must start with http:// or https://"
+            )))
+        }
+    };
+    socket_addr(rest, url, flag).map(|addr| (addr, tls))
+}
+
+fn socket_addr(rest: &str, url: &str, flag: &str) -> Result<SocketAddr, ConfigError> {
     let hostport = rest.trim_end_matches('/');
     if let Ok(addr) = hostport.parse::<SocketAddr>() {
         return Ok(addr);
@@ -487,7 +581,7 @@ mod tests {
             .to_string()
             .contains("new or existing"));
         let config = Config {
-            listen_peer_urls: "https://x:1".into(),
+            listen_peer_urls: "unix://x:1".into(),
             ..Config::default()
         };
         assert!(config.node_config().is_err());
