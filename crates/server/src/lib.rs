@@ -62,7 +62,7 @@ pub enum StartError {
     #[error("setting up metrics: {0}")]
     Metrics(#[from] prometheus::Error),
     /// A TLS setting or file is unusable (the message names the flag and the file).
-    #[error("TLS: {0}")]
+    #[error(transparent)]
     Tls(#[from] conclave_tls::TlsError),
 }
 

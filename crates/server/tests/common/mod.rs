@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod scrape;
+pub mod tls;
 
 use std::path::Path;
 use std::time::Duration;
