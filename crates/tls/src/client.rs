@@ -285,14 +285,21 @@ impl tower_service::Service<http::Uri> for Connector {
             let stream = connector
                 .connect(this.server_name.clone(), tcp)
                 .await
-                .map_err(|e| io::Error::new(e.kind(), format!("TLS handshake with {host}:{port}: {e}")))?;
+                .map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!("error trying to connect: TLS handshake with {host}:{port}: {e}"),
+                    )
+                })?;
             Ok(TokioIo::new(stream))
         })
     }
 }
 
 /// A TCP connection to the first address of `host` that answers. Errors read "tcp
-/// connect error: ..." as tonic's own, so the "never sent" rule recognises them.
+/// connect error: ..." as tonic's own, so the "never sent" rule
+/// (`conclave_contract::retry::never_sent`) recognises them; a failed handshake reads
+/// "error trying to connect: TLS handshake ..." for the same reason.
 async fn dial(host: &str, port: u16, local_ip: Option<IpAddr>) -> io::Result<TcpStream> {
     let mut last = None;
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
