@@ -48,6 +48,7 @@ pub mod kv;
 pub mod lease;
 pub mod lock;
 pub mod queue;
+pub mod tls;
 mod transport;
 pub mod txn;
 pub mod watch;
@@ -59,6 +60,7 @@ pub use kv::{DeleteResponse, KeyValue, PutResponse, RangeResponse, SortOrder, So
 pub use lease::{Lease, LeaseId};
 pub use lock::LockGuard;
 pub use queue::{Queue, Ticket};
+pub use tls::{Tls, TlsSettings};
 pub use txn::{Compare, Op, OpResponse, Txn, TxnResponse};
 pub use watch::{Event, EventKind, WatchStream};
 
@@ -92,6 +94,9 @@ pub struct ClientOptions {
     /// The TTL of the session lease that [`Client::lock`] and [`Candidate`] create when no
     /// lease is given. Default 10 s.
     pub session_ttl: Duration,
+    /// TLS towards the members (see [`tls`]); set with [`ClientOptions::tls`]. Default
+    /// `None`: scheme-less endpoints are plaintext, `https://` ones use the system CAs.
+    pub tls: Option<Tls>,
 }
 
 impl Default for ClientOptions {
@@ -106,6 +111,7 @@ impl Default for ClientOptions {
             keep_alive_timeout: Duration::from_secs(2),
             lease_safety_margin: Duration::from_secs(1),
             session_ttl: Duration::from_secs(10),
+            tls: None,
         }
     }
 }
@@ -125,7 +131,8 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// Connects to the cluster at `endpoints` (`host:port` or `http://host:port`) with
+    /// Connects to the cluster at `endpoints` (`host:port`, `http://host:port` or
+    /// `https://host:port`) with
     /// default options. Connections are made lazily; this fails only on malformed
     /// endpoints. Use [`Client::status`] to check that the cluster answers.
     pub async fn connect<I, S>(endpoints: I) -> Result<Client>
