@@ -8,8 +8,10 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod group;
+mod tls;
 
 pub use group::{GroupCommand, GroupSettingsArgs};
+pub use tls::TlsArgs;
 
 /// conclavectl: a command line for Conclave clusters (and any etcd v3 server).
 #[derive(Debug, Parser)]
@@ -22,7 +24,8 @@ pub use group::{GroupCommand, GroupSettingsArgs};
                   5 the named group or group member does not exist, 6 a group leave timed out."
 )]
 pub struct Cli {
-    /// Client URLs of the members, comma-separated (host:port or http://host:port).
+    /// Client URLs of the members, comma-separated (host:port, http://host:port or
+    /// https://host:port).
     #[arg(
         long,
         global = true,
@@ -44,6 +47,10 @@ pub struct Cli {
     /// watch, elect, lock, keep-alive, snapshot streams, group watch or group leave's wait).
     #[arg(long, global = true, default_value = "5s", value_parser = parse_duration)]
     pub command_timeout: Duration,
+
+    /// TLS: --cacert, --cert, --key, --insecure-skip-tls-verify, --insecure-transport.
+    #[command(flatten)]
+    pub tls: TlsArgs,
 
     #[command(subcommand)]
     pub command: Command,

@@ -32,6 +32,9 @@ use crate::ClientOptions;
 /// [`conclave_tls::client::ClientTlsSettings`] for every field. Turned into [`Tls`] with
 /// [`Tls::new`].
 pub use conclave_tls::client::ClientTlsSettings as TlsSettings;
+/// Where a PEM file of [`TlsSettings`] comes from, with the setting that named it (so
+/// errors say `--cacert ca.pem: ...` in a command line tool).
+pub use conclave_tls::PemSource;
 
 /// TLS settings whose files were read and checked. Cheap to clone.
 #[derive(Clone, Debug)]

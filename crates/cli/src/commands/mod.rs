@@ -4,7 +4,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use clap::CommandFactory;
-use conclave_client::{Client, ClientOptions};
+use conclave_client::{Client, ClientOptions, Tls};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::args::{Cli, Command, Format, SnapshotCommand};
@@ -46,6 +46,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         write_out,
         dial_timeout,
         command_timeout,
+        tls,
         command,
     } = cli;
     // Commands that need no cluster.
@@ -73,6 +74,10 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         retry_budget: command_timeout,
         session_ttl: session_ttl.map_or(defaults.session_ttl, |s| Duration::from_secs(s.max(1))),
         ..defaults
+    };
+    let options = match tls.settings() {
+        Some(settings) => options.tls(Tls::new(settings).map_err(CliError::Client)?),
+        None => options,
     };
     let client = Client::connect_with(&endpoints, options)
         .await
