@@ -21,6 +21,7 @@
 //! against the system's trust store. The files are re-read on every new connection, so a
 //! rotated client certificate or CA is used without rebuilding the client.
 
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use conclave_tls::{ClientTls, Connector};
@@ -51,6 +52,54 @@ impl Tls {
     /// The settings this was built from.
     pub fn settings(&self) -> &TlsSettings {
         self.0.settings()
+    }
+}
+
+/// etcdctl's TLS flags (`--cacert`, `--cert`, `--key`, `--insecure-skip-tls-verify`,
+/// `--insecure-transport`), as conclavectl and the gateway take them, and etcdctl 3.4's
+/// rule for when they mean TLS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFlags {
+    /// `--cacert`: the CA bundle members' certificates must chain to.
+    pub cacert: Option<PathBuf>,
+    /// `--cert` and `--key`: the client certificate and its key.
+    pub identity: Option<(PathBuf, PathBuf)>,
+    /// `--insecure-skip-tls-verify`: accept any member certificate.
+    pub insecure_skip_tls_verify: bool,
+    /// `--insecure-transport` (default true): plaintext when no other TLS flag is given.
+    pub insecure_transport: bool,
+}
+
+impl Default for TlsFlags {
+    fn default() -> Self {
+        TlsFlags {
+            cacert: None,
+            identity: None,
+            insecure_skip_tls_verify: false,
+            insecure_transport: true,
+        }
+    }
+}
+
+impl TlsFlags {
+    /// The settings these flags ask for, with errors naming the flags; `None` for
+    /// plaintext (`https://` endpoints still use TLS, verified against the system CAs).
+    /// TLS is on when a CA, a client certificate or `--insecure-skip-tls-verify` is
+    /// given, or `--insecure-transport=false` (then with the system CAs).
+    pub fn settings(&self) -> Option<TlsSettings> {
+        let wanted = self.cacert.is_some()
+            || self.identity.is_some()
+            || self.insecure_skip_tls_verify
+            || !self.insecure_transport;
+        wanted.then(|| TlsSettings {
+            ca: self.cacert.as_ref().map(|path| PemSource::file("--cacert", path)),
+            identity: self
+                .identity
+                .as_ref()
+                .map(|(cert, key)| (PemSource::file("--cert", cert), PemSource::file("--key", key))),
+            server_name: None,
+            insecure_skip_verify: self.insecure_skip_tls_verify,
+        })
     }
 }
 
@@ -114,6 +163,40 @@ mod tests {
         assert_eq!(with_default_scheme("a:1", &tls), "https://a:1");
         assert_eq!(with_default_scheme("http://a:1", &tls), "http://a:1");
         assert_eq!(with_default_scheme("https://a:1", &plain), "https://a:1");
+    }
+
+    #[test]
+    fn etcdctl_flags_mean_tls_as_etcdctl_decides() {
+        assert_eq!(TlsFlags::default().settings(), None);
+        let with_ca = TlsFlags {
+            cacert: Some("/ca.pem".into()),
+            ..TlsFlags::default()
+        };
+        assert_eq!(
+            with_ca
+                .settings()
+                .and_then(|s| s.ca)
+                .map(|c| c.setting().to_string()),
+            Some("--cacert".into())
+        );
+        let system = TlsFlags {
+            insecure_transport: false,
+            ..TlsFlags::default()
+        }
+        .settings()
+        .expect("TLS");
+        assert!(system.ca.is_none() && system.identity.is_none() && !system.insecure_skip_verify);
+        let skip = TlsFlags {
+            insecure_skip_tls_verify: true,
+            ..TlsFlags::default()
+        };
+        assert!(skip.settings().expect("TLS").insecure_skip_verify);
+        let mutual = TlsFlags {
+            identity: Some(("/c".into(), "/k".into())),
+            ..TlsFlags::default()
+        };
+        let (cert, key) = mutual.settings().and_then(|s| s.identity).expect("identity");
+        assert_eq!((cert.setting(), key.setting()), ("--cert", "--key"));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{ArgAction, Args};
-use conclave_client::tls::{PemSource, TlsSettings};
+use conclave_client::tls::{TlsFlags, TlsSettings};
 
 /// How conclavectl secures its connections.
 #[derive(Clone, Debug, Default, Args)]
@@ -74,26 +74,16 @@ pub struct TlsArgs {
 }
 
 impl TlsArgs {
-    /// The SDK's TLS settings these flags ask for; `None` for plaintext (`https://`
-    /// endpoints still use TLS, verified against the system's CAs).
+    /// The SDK's TLS settings these flags ask for (etcdctl's rule, see
+    /// [`TlsFlags::settings`]); `None` for plaintext.
     pub fn settings(&self) -> Option<TlsSettings> {
-        let wanted = self.cacert.is_some()
-            || self.cert.is_some()
-            || self.insecure_skip_tls_verify
-            || !self.insecure_transport;
-        if !wanted {
-            return None;
+        TlsFlags {
+            cacert: self.cacert.clone(),
+            identity: self.cert.clone().zip(self.key.clone()),
+            insecure_skip_tls_verify: self.insecure_skip_tls_verify,
+            insecure_transport: self.insecure_transport,
         }
-        Some(TlsSettings {
-            ca: self.cacert.as_ref().map(|path| PemSource::file("--cacert", path)),
-            identity: self
-                .cert
-                .as_ref()
-                .zip(self.key.as_ref())
-                .map(|(cert, key)| (PemSource::file("--cert", cert), PemSource::file("--key", key))),
-            server_name: None,
-            insecure_skip_verify: self.insecure_skip_tls_verify,
-        })
+        .settings()
     }
 }
 
