@@ -21,7 +21,8 @@ test: deps
 deps:
 	scripts/install-deps.sh
 
-## Conclave vs etcd 3.4 side by side (3 members each, loopback); writes docs/benchmarks.md.
+## Conclave vs etcd 3.4 side by side (3 members each, loopback), and Conclave with TLS vs
+## without (the TLS row); writes docs/benchmarks.md.
 bench: deps
 	scripts/bench.sh
 
