@@ -52,7 +52,7 @@ fn text(tag: u8, content: &[u8]) -> Option<String> {
         0x0c | 0x13 | 0x16 | 0x14 => String::from_utf8(content.to_vec()).ok(),
         // BMPString: UTF-16BE
         0x1e => {
-            if content.len() % 2 != 0 {
+            if !content.len().is_multiple_of(2) {
                 return None;
             }
             let units: Vec<u16> = content
