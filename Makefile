@@ -1,11 +1,14 @@
 # Conclave developer commands. `make cluster` and `make test` are the two a newcomer needs.
 CARGO ?= cargo
+# `make cluster TLS=1`: the local cluster with TLS on every port.
+TLS ?= 0
 
 .PHONY: cluster test deps build lint fmt clean bench bench-controller gateway-bench chaos
 
-## Start a local 3-member cluster on loopback (data in ./data).
+## Start a local 3-member cluster on loopback (data in ./data); `make cluster TLS=1`
+## for TLS on every port, with certificates generated in ./data/tls.
 cluster: deps
-	scripts/cluster.sh
+	TLS=$(TLS) scripts/cluster.sh
 
 ## Run every test: unit, property, storage-suite and real-process cluster tests.
 ## Release mode: the cluster tests time elections and failovers. The binaries and the
@@ -18,7 +21,8 @@ test: deps
 deps:
 	scripts/install-deps.sh
 
-## Conclave vs etcd 3.4 side by side (3 members each, loopback); writes docs/benchmarks.md.
+## Conclave vs etcd 3.4 side by side (3 members each, loopback), and Conclave with TLS vs
+## without (the TLS row); writes docs/benchmarks.md.
 bench: deps
 	scripts/bench.sh
 

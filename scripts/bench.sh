@@ -8,13 +8,17 @@
 #  3. measures the disk's fsync latency (conclave-bench fsync-probe, on the data dirs' disk);
 #  4. runs the workload set alternately: for each workload Conclave, then etcd, with the same
 #     conclave-bench command line;
-#  5. reads each member's peak RSS (VmHWM) and data-dir size, and writes docs/benchmarks.md.
+#  5. the TLS row: the put workload on the plaintext Conclave cluster and on a third cluster
+#     (t1..t3) with TLS on every port, one right after the other;
+#  6. reads each member's peak RSS (VmHWM) and data-dir size, and writes docs/benchmarks.md.
 # Every process it started is stopped on exit, Ctrl-C or failure (the temp dir is kept after
 # a failure, for the logs).
 #
 #   BENCH_DURATION=15s   length of each measured run
 #   BENCH_KEEP=1         keep the temp dir (data dirs, logs, JSON results)
 #   BENCH_OUT=path       where to write the document (default docs/benchmarks.md)
+#   BENCH_WORKLOADS="put-64 ..."  run only these workloads (names below; "none" for just
+#                        the TLS row), for a quick look: write BENCH_OUT elsewhere then
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -46,7 +50,7 @@ case $etcd_version in 3.4.*) ;; *) echo "warning: etcd $etcd_version is not 3.4"
 
 # --- 2. clusters ------------------------------------------------------------------------------
 # Other builds and test clusters on this machine skew every figure: note which workloads
-# overlapped one (processes named rustc, cargo, conclave or etcd besides our six members).
+# overlapped one (processes named rustc, cargo, conclave or etcd besides our nine members).
 others_running() {
   local n
   n=$(pgrep -c -x 'rustc|cargo|conclave|etcd' 2>/dev/null || true)
@@ -89,7 +93,8 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for p in 41379 41380 42379 42380 43379 43380 51379 51380 52379 52380 53379 53380; do
+for p in 41379 41380 42379 42380 43379 43380 44379 44380 45379 45380 46379 46380 \
+  51379 51380 52379 52380 53379 53380; do
   port_free "$p" || die "port $p is in use (another bench still running?)"
 done
 
@@ -99,15 +104,30 @@ etcd_cluster="e1=http://127.0.0.1:51380,e2=http://127.0.0.1:52380,e3=http://127.
 conclave_eps="127.0.0.1:41379,127.0.0.1:42379,127.0.0.1:43379"
 etcd_eps="127.0.0.1:51379,127.0.0.1:52379,127.0.0.1:53379"
 
+# The TLS cluster: certificates from scripts/gen-certs.sh (ECDSA P-256), mutual TLS on
+# both ports, as `make cluster TLS=1` runs it.
+tls_cluster="t1=https://127.0.0.1:44380,t2=https://127.0.0.1:45380,t3=https://127.0.0.1:46380"
+tls_eps="https://127.0.0.1:44379,https://127.0.0.1:45379,https://127.0.0.1:46379"
+certs=$work/certs
+scripts/gen-certs.sh "$certs" t1 t2 t3 t1-peer t2-peer t3-peer bench
+tls_client=(--cacert "$certs/ca.pem" --cert "$certs/bench.pem" --key "$certs/bench-key.pem")
+
 start_member() { # system binary name client_port peer_port cluster token
   local system=$1 bin=$2 name=$3 cport=$4 pport=$5 cluster=$6 token=$7
-  local dir=$work/$system/$name
+  local dir=$work/$system/$name scheme=http tls=()
+  if [ "$system" = conclave-tls ]; then
+    scheme=https
+    tls=(--cert-file "$certs/$name.pem" --key-file "$certs/$name-key.pem"
+      --trusted-ca-file "$certs/ca.pem" --client-cert-auth
+      --peer-cert-file "$certs/$name-peer.pem" --peer-key-file "$certs/$name-peer-key.pem"
+      --peer-trusted-ca-file "$certs/ca.pem" --peer-client-cert-auth)
+  fi
   mkdir -p "$work/$system"
   local args=(--name "$name" --data-dir "$dir"
-    --listen-client-urls "http://127.0.0.1:$cport" --advertise-client-urls "http://127.0.0.1:$cport"
-    --listen-peer-urls "http://127.0.0.1:$pport" --initial-advertise-peer-urls "http://127.0.0.1:$pport"
+    --listen-client-urls "$scheme://127.0.0.1:$cport" --advertise-client-urls "$scheme://127.0.0.1:$cport"
+    --listen-peer-urls "$scheme://127.0.0.1:$pport" --initial-advertise-peer-urls "$scheme://127.0.0.1:$pport"
     --initial-cluster "$cluster" --initial-cluster-state new --initial-cluster-token "$token"
-    "${timing[@]}")
+    "${timing[@]}" ${tls[@]+"${tls[@]}"})
   # A session of its own: Ctrl-C reaches only this script, whose trap stops the members
   # (both etcd and conclave would otherwise catch SIGINT and shut down mid-run).
   setsid "$bin" "${args[@]}" >"$work/$system/$name.log" 2>&1 </dev/null &
@@ -124,6 +144,10 @@ echo "# etcd:" >>"$results/commands.txt"
 start_member etcd "$(command -v etcd)" e1 51379 51380 "$etcd_cluster" etcd-bench
 start_member etcd "$(command -v etcd)" e2 52379 52380 "$etcd_cluster" etcd-bench
 start_member etcd "$(command -v etcd)" e3 53379 53380 "$etcd_cluster" etcd-bench
+echo "# Conclave with TLS (the TLS row; \$WORK/certs from scripts/gen-certs.sh):" >>"$results/commands.txt"
+start_member conclave-tls "$conclave" t1 44379 44380 "$tls_cluster" conclave-tls-bench
+start_member conclave-tls "$conclave" t2 45379 45380 "$tls_cluster" conclave-tls-bench
+start_member conclave-tls "$conclave" t3 46379 46380 "$tls_cluster" conclave-tls-bench
 {
   echo "CONCLAVE=$conclave_eps"
   echo "ETCD=$etcd_eps"
@@ -135,10 +159,12 @@ check_alive() {
       die "${systems[$i]} member ${names[$i]} exited; log: $work/${systems[$i]}/${names[$i]}.log (kept)"
   done
 }
-wait_healthy() { # endpoints
+wait_healthy() { # endpoints [etcdctl TLS flags...]
+  local eps=$1
+  shift
   for _ in $(seq 120); do
     check_alive
-    if etcdctl --endpoints="$1" --command-timeout=2s endpoint health >/dev/null 2>&1; then
+    if etcdctl --endpoints="$eps" --command-timeout=2s "$@" endpoint health >/dev/null 2>&1; then
       return 0
     fi
     sleep 0.5
@@ -147,7 +173,8 @@ wait_healthy() { # endpoints
 }
 wait_healthy "$conclave_eps"
 wait_healthy "$etcd_eps"
-echo "both clusters healthy" >&2
+wait_healthy "$tls_eps" "${tls_client[@]}"
+echo "all three clusters healthy" >&2
 
 # --- 3. disk ---------------------------------------------------------------------------------
 log "fsync probe ($work)"
@@ -171,6 +198,9 @@ workloads=(
 failed=0
 for w in "${workloads[@]}"; do
   IFS='|' read -r name title args <<<"$w"
+  if [ -n "${BENCH_WORKLOADS:-}" ] && [[ " $BENCH_WORKLOADS " != *" $name "* ]]; then
+    continue
+  fi
   printf '%s\t%s\t%s\n' "$name" "$title" "$args" >>"$results/workloads.tsv"
   [ "$(others_running)" -gt 0 ] && busy_at+=("$name")
   for system in conclave etcd; do
@@ -187,10 +217,29 @@ for w in "${workloads[@]}"; do
   done
 done
 
-# --- 5. resources and the document ----------------------------------------------------------
+# --- 5. TLS -------------------------------------------------------------------------------------
+tls_args="--conns 16 --clients 256 --duration $d put"
+printf '%s\n' "$tls_args" >"$results/tls.tsv"
+[ "$(others_running)" -gt 0 ] && busy_at+=(tls-put)
+for variant in plain tls; do
+  eps=$conclave_eps extra=()
+  [ "$variant" = tls ] && eps=$tls_eps extra=("${tls_client[@]}")
+  log "tls-put on conclave ($variant): conclave-bench ${extra[*]+${extra[*]}} $tls_args"
+  # shellcheck disable=SC2086 # tls_args is a word list on purpose
+  if ! "$bench" --endpoints "$eps" ${extra[@]+"${extra[@]}"} --out "$results/tls-put.$variant.json" $tls_args; then
+    echo "bench: tls-put ($variant) failed" >&2
+    failed=$((failed + 1))
+  fi
+  check_alive
+  sleep 2
+done
+
+# --- 6. resources and the document ----------------------------------------------------------
 log "peak RSS and data-dir sizes"
 : >"$results/nodes.tsv"
 for i in "${!pids[@]}"; do
+  # The Conclave vs etcd table compares the plaintext clusters.
+  [ "${systems[$i]}" = conclave-tls ] && continue
   hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/${pids[$i]}/status" 2>/dev/null || echo 0)
   size=$(du -sb "${dirs[$i]}" | cut -f1)
   printf '%s\t%s\t%s\t%s\n' "${systems[$i]}" "${names[$i]}" "${hwm:-0}" "$size" | tee -a "$results/nodes.tsv" >&2

@@ -3,6 +3,8 @@
 #   protobuf-compiler  protoc, for the gRPC code generation (ours and etcd-client's)
 #   etcd-client        etcdctl 3.4, the real etcd client the tests drive
 #   haproxy, nginx     the real load balancers the gateway's tests put in front of it
+#   libnginx-mod-stream  NGINX's TCP proxy, for the TLS passthrough configuration
+#   openssl            generating certificates (make cluster TLS=1)
 set -euo pipefail
 
 need=()
@@ -10,6 +12,8 @@ command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
 command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
+[ -f /usr/lib/nginx/modules/ngx_stream_module.so ] || need+=(libnginx-mod-stream)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 sudo=""

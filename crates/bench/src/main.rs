@@ -84,6 +84,16 @@ struct Common {
     /// Also write the JSON report to this file.
     #[arg(long, global = true)]
     out: Option<PathBuf>,
+    /// TLS: the CA bundle the members' certificates chain to (scheme-less endpoints are
+    /// then https://).
+    #[arg(long, global = true)]
+    cacert: Option<PathBuf>,
+    /// TLS: the client certificate presented to members run with --client-cert-auth.
+    #[arg(long, global = true, requires = "key")]
+    cert: Option<PathBuf>,
+    /// TLS: its private key.
+    #[arg(long, global = true, requires = "cert")]
+    key: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -231,6 +241,10 @@ impl Common {
             key_space: self.key_space.max(1),
             timeout: self.timeout,
             seed: self.seed,
+            tls: match (&self.cacert, &self.cert, &self.key) {
+                (None, None, None) => None,
+                (ca, cert, key) => Some(conn::tls(ca.as_deref(), cert.as_deref().zip(key.as_deref()))?),
+            },
         })
     }
 

@@ -9,9 +9,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod auth;
 mod group;
+mod tls;
 
 pub use auth::{AuthCommand, KeyRangeArgs, RoleCommand, UserAddArgs, UserCommand, UserPasswdArgs};
 pub use group::{GroupCommand, GroupSettingsArgs};
+pub use tls::TlsArgs;
 
 /// conclavectl: a command line for Conclave clusters (and any etcd v3 server).
 #[derive(Debug, Parser)]
@@ -24,7 +26,8 @@ pub use group::{GroupCommand, GroupSettingsArgs};
                   5 the named group or group member does not exist, 6 a group leave timed out."
 )]
 pub struct Cli {
-    /// Client URLs of the members, comma-separated (host:port or http://host:port).
+    /// Client URLs of the members, comma-separated (host:port, http://host:port or
+    /// https://host:port).
     #[arg(
         long,
         global = true,
@@ -55,6 +58,10 @@ pub struct Cli {
     /// The password of --user (then --user must not include one).
     #[arg(long, global = true, env = "CONCLAVE_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
+
+    /// TLS: --cacert, --cert, --key, --insecure-skip-tls-verify, --insecure-transport.
+    #[command(flatten)]
+    pub tls: TlsArgs,
 
     #[command(subcommand)]
     pub command: Command,

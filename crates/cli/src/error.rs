@@ -30,6 +30,16 @@ pub enum CliError {
         detail: String,
     },
 
+    /// The TLS handshake with the members failed: a certificate could not be verified or
+    /// was refused.
+    #[error("TLS with {endpoints} failed: {detail}; check --cacert (the CA that signed the members' certificates), --cert and --key (needed when members run with --client-cert-auth), or --insecure-skip-tls-verify for members run with --auto-tls")]
+    Tls {
+        /// The endpoints tried, comma-separated.
+        endpoints: String,
+        /// What the handshake said.
+        detail: String,
+    },
+
     /// The cluster (or the SDK) refused or failed the request.
     #[error("{0}")]
     Client(ClientError),
@@ -80,6 +90,12 @@ impl CliError {
     /// A client error, recognising "nothing answers there" so the message says which
     /// endpoints to check.
     pub fn from_client(error: ClientError, endpoints: &[String]) -> CliError {
+        if let Some(detail) = tls_failure(&error) {
+            return CliError::Tls {
+                endpoints: endpoints.join(","),
+                detail,
+            };
+        }
         match connect_failure(&error) {
             Some(detail) => CliError::Unreachable {
                 endpoints: endpoints.join(","),
@@ -181,7 +197,7 @@ impl CliError {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Unreachable { .. } => EXIT_UNREACHABLE,
+            CliError::Unreachable { .. } | CliError::Tls { .. } => EXIT_UNREACHABLE,
             CliError::Client(ClientError::OutcomeUnknown { .. }) => EXIT_OUTCOME_UNKNOWN,
             CliError::NotFound(_) => EXIT_NOT_FOUND,
             CliError::Credentials(_) => EXIT_CREDENTIALS,
@@ -225,6 +241,17 @@ pub fn connect_failure(error: &ClientError) -> Option<String> {
     Some(detail)
 }
 
+/// If `error` is a failed TLS handshake, what the handshake said (once: the SDK's text
+/// repeats it for each layer of the transport).
+pub fn tls_failure(error: &ClientError) -> Option<String> {
+    let ClientError::Unavailable { message, .. } = error else {
+        return None;
+    };
+    const SIGNS: [&str; 2] = ["TLS handshake with ", "received fatal alert: "];
+    let start = SIGNS.iter().filter_map(|sign| message.rfind(sign)).max()?;
+    Some(message[start..].trim().to_string())
+}
+
 /// Whether an error's text says that no connection could be made.
 pub fn is_connect_text(text: &str) -> bool {
     const SIGNS: [&str; 6] = [
@@ -241,6 +268,27 @@ pub fn is_connect_text(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_handshake_says_which_tls_flags_to_check() {
+        let error = ClientError::Unavailable {
+            message: "Unavailable: error trying to connect: TLS handshake with 127.0.0.1:2379: invalid peer \
+                      certificate: UnknownIssuer: transport error: error trying to connect: TLS handshake with \
+                      127.0.0.1:2379: invalid peer certificate: UnknownIssuer"
+                .into(),
+            attempts: 3,
+        };
+        let cli = CliError::from_client(error, &["https://127.0.0.1:2379".to_string()]);
+        assert_eq!(cli.exit_code(), EXIT_UNREACHABLE);
+        let text = cli.to_string();
+        assert!(
+            text.starts_with(
+                "TLS with https://127.0.0.1:2379 failed: TLS handshake with 127.0.0.1:2379: invalid peer \
+                 certificate: UnknownIssuer; check --cacert"
+            ),
+            "{text}"
+        );
+    }
 
     #[test]
     fn a_refused_connection_names_the_endpoints_and_the_fix() {

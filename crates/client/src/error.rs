@@ -16,7 +16,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// No endpoints were given, or one could not be parsed.
-    #[error("invalid endpoint {endpoint:?}: {reason} (use host:port or http://host:port)")]
+    #[error(
+        "invalid endpoint {endpoint:?}: {reason} (use host:port, http://host:port or https://host:port)"
+    )]
     InvalidEndpoint {
         /// The endpoint as given.
         endpoint: String,
@@ -170,6 +172,11 @@ pub enum Error {
     /// Writing a snapshot to the caller's writer failed.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
+
+    /// The TLS settings cannot be used: a file is missing or unreadable, a key does not
+    /// match its certificate (the message names the file and the setting).
+    #[error(transparent)]
+    Tls(#[from] conclave_tls::TlsError),
 }
 
 impl Error {

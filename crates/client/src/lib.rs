@@ -50,6 +50,7 @@ pub mod lease;
 pub mod lock;
 pub mod queue;
 mod session;
+pub mod tls;
 mod transport;
 pub mod txn;
 pub mod watch;
@@ -64,6 +65,7 @@ pub use kv::{DeleteResponse, KeyValue, PutResponse, RangeResponse, SortOrder, So
 pub use lease::{Lease, LeaseId};
 pub use lock::LockGuard;
 pub use queue::{Queue, Ticket};
+pub use tls::{Tls, TlsSettings};
 pub use txn::{Compare, Op, OpResponse, Txn, TxnResponse};
 pub use watch::{Event, EventKind, WatchStream};
 
@@ -103,6 +105,9 @@ pub struct ClientOptions {
     /// sends no token, for clusters with auth disabled. Set with
     /// [`ClientOptions::credentials`].
     pub credentials: Option<Credentials>,
+    /// TLS towards the members (see [`tls`]); set with [`ClientOptions::tls`]. Default
+    /// `None`: scheme-less endpoints are plaintext, `https://` ones use the system CAs.
+    pub tls: Option<Tls>,
 }
 
 impl ClientOptions {
@@ -128,6 +133,7 @@ impl Default for ClientOptions {
             lease_safety_margin: Duration::from_secs(1),
             session_ttl: Duration::from_secs(10),
             credentials: None,
+            tls: None,
         }
     }
 }
@@ -147,7 +153,8 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// Connects to the cluster at `endpoints` (`host:port` or `http://host:port`) with
+    /// Connects to the cluster at `endpoints` (`host:port`, `http://host:port` or
+    /// `https://host:port`) with
     /// default options. Connections are made lazily; this fails only on malformed
     /// endpoints. Use [`Client::status`] to check that the cluster answers.
     pub async fn connect<I, S>(endpoints: I) -> Result<Client>

@@ -68,7 +68,8 @@ pub(crate) struct Pool {
     session: Arc<Session>,
 }
 
-/// Normalises `host:port` or `http://host:port` to a URL tonic accepts.
+/// Normalises `host:port`, `http://host:port` or `https://host:port` to a URL (a bare
+/// `host:port` is `http://`; see `tls::with_default_scheme` for when it is `https://`).
 pub(crate) fn normalize(endpoint: &str) -> Result<String> {
     let trimmed = endpoint.trim().trim_end_matches('/');
     if trimmed.is_empty() {
@@ -77,13 +78,7 @@ pub(crate) fn normalize(endpoint: &str) -> Result<String> {
             reason: "empty".into(),
         });
     }
-    if trimmed.starts_with("https://") {
-        return Err(Error::InvalidEndpoint {
-            endpoint: endpoint.to_string(),
-            reason: "TLS is not supported yet".into(),
-        });
-    }
-    if trimmed.starts_with("http://") {
+    if trimmed.starts_with("http://") || trimmed.starts_with("https://") {
         Ok(trimmed.to_string())
     } else {
         Ok(format!("http://{trimmed}"))
@@ -91,19 +86,24 @@ pub(crate) fn normalize(endpoint: &str) -> Result<String> {
 }
 
 fn channel(url: &str, options: &ClientOptions) -> Result<RawChannel> {
-    let endpoint = Endpoint::from_shared(url.to_string()).map_err(|e| Error::InvalidEndpoint {
-        endpoint: url.to_string(),
+    // `https://`: the TLS is conclave-tls's connector's, tonic dials plain HTTP/2 over it.
+    let (url, tls) = crate::tls::dial_plan(url, options)?;
+    let endpoint = Endpoint::from_shared(url.clone()).map_err(|e| Error::InvalidEndpoint {
+        endpoint: url,
         reason: e.to_string(),
     })?;
-    Ok(endpoint
+    let endpoint = endpoint
         .connect_timeout(options.connect_timeout)
         .tcp_nodelay(true)
         // HTTP/2 pings find a member that stopped answering (paused, or cut off) even on
         // an idle watch or keep-alive stream, so the SDK fails over instead of waiting.
         .http2_keep_alive_interval(options.keep_alive_interval)
         .keep_alive_timeout(options.keep_alive_timeout)
-        .keep_alive_while_idle(true)
-        .connect_lazy())
+        .keep_alive_while_idle(true);
+    Ok(match tls {
+        Some(connector) => endpoint.connect_with_connector_lazy(connector),
+        None => endpoint.connect_lazy(),
+    })
 }
 
 impl Pool {
@@ -116,7 +116,7 @@ impl Pool {
         }
         let mut targets = Vec::with_capacity(endpoints.len());
         for endpoint in endpoints {
-            let url = normalize(endpoint)?;
+            let url = normalize(&crate::tls::with_default_scheme(endpoint, &options))?;
             let channel = channel(&url, &options)?;
             targets.push(Target { url, channel });
         }
@@ -271,7 +271,7 @@ impl Pool {
 
     /// A channel to one specific endpoint (configured or not), for per-member calls.
     pub(crate) fn channel_for(&self, endpoint: &str) -> Result<Channel> {
-        let url = normalize(endpoint)?;
+        let url = normalize(&crate::tls::with_default_scheme(endpoint, &self.options))?;
         if let Some(target) = self.targets.iter().find(|t| t.url == url) {
             return Ok(self.authorized(target.channel.clone()));
         }
@@ -453,7 +453,7 @@ mod tests {
         assert_eq!(normalize("127.0.0.1:2379").unwrap(), "http://127.0.0.1:2379");
         assert_eq!(normalize("http://a:1/").unwrap(), "http://a:1");
         assert!(normalize("").is_err());
-        assert!(normalize("https://a:1").is_err());
+        assert_eq!(normalize("https://a:1/").unwrap(), "https://a:1");
     }
 
     #[test]

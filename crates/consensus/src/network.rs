@@ -15,6 +15,7 @@ use std::time::Duration;
 use conclave_mvcc::GroupId;
 use conclave_proto::raftpb::raft_service_client::RaftServiceClient;
 use conclave_proto::raftpb::{RaftRequest, SnapshotChunk};
+use conclave_tls::{ClientTls, Connector};
 use openraft::alias::SnapshotOf;
 use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
@@ -26,6 +27,7 @@ use openraft::AnyError;
 use tokio::io::AsyncReadExt;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::error::ConsensusError;
 use crate::format::{self, kind, Kind, RemoteFatal};
 use crate::snapshot::SnapshotFile;
 use crate::types::{MemberNode, TypeConfig, Vote};
@@ -38,15 +40,20 @@ pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
 #[derive(Clone, Default)]
 pub struct PeerChannels {
     local_ip: Option<IpAddr>,
+    /// TLS for `https://` peer URLs (the peer CA, and the peer certificate presented as
+    /// this member's client certificate); `None`: `https://` URLs are refused.
+    tls: Option<Arc<ClientTls>>,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
     cluster_id: Arc<AtomicU64>,
 }
 
 impl PeerChannels {
-    /// A pool whose connections originate from `local_ip` (when given).
-    pub fn new(local_ip: Option<IpAddr>) -> PeerChannels {
+    /// A pool whose connections originate from `local_ip` (when given) and dial
+    /// `https://` URLs with `tls`.
+    pub fn new(local_ip: Option<IpAddr>, tls: Option<Arc<ClientTls>>) -> PeerChannels {
         PeerChannels {
             local_ip,
+            tls,
             channels: Arc::default(),
             cluster_id: Arc::default(),
         }
@@ -64,18 +71,28 @@ impl PeerChannels {
     }
 
     /// The channel to `url`, created lazily (no connection is made until it is used).
-    pub fn channel(&self, url: &str) -> Result<Channel, tonic::transport::Error> {
+    pub fn channel(&self, url: &str) -> Result<Channel, ConsensusError> {
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(channel) = channels.get(url) {
             return Ok(channel.clone());
         }
-        let channel = Endpoint::from_shared(url.to_string())?
-            .connect_timeout(Duration::from_millis(500))
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(5))
-            .keep_alive_timeout(Duration::from_secs(5))
-            .local_address(self.local_ip)
-            .connect_lazy();
+        let channel = match conclave_tls::client::split_https(url) {
+            // TLS is the connector's (it re-reads the peer certificate files on each dial,
+            // so rotated certificates are used without a restart); tonic sees plain HTTP/2.
+            Some((plain, host)) => {
+                let tls = self.tls.clone().ok_or_else(|| {
+                    ConsensusError::Config(format!(
+                        "peer URL {url} is https:// but this member has no peer TLS \
+                         (--peer-trusted-ca-file with --peer-cert-file/--peer-key-file, \
+                         or --peer-auto-tls)"
+                    ))
+                })?;
+                let connector = Connector::new(tls, &host, self.local_ip)
+                    .map_err(|e| ConsensusError::Config(format!("peer URL {url}: {e}")))?;
+                endpoint(&plain)?.connect_with_connector_lazy(connector)
+            }
+            None => endpoint(url)?.local_address(self.local_ip).connect_lazy(),
+        };
         channels.insert(url.to_string(), channel.clone());
         Ok(channel)
     }
@@ -86,13 +103,21 @@ impl PeerChannels {
             .peer_urls
             .first()
             .ok_or_else(|| AnyError::error(format!("member {} has no peer URL", node.name)))?;
-        let channel = self
-            .channel(url)
-            .map_err(|e| AnyError::error(format!("peer URL {url}: {e}")))?;
+        let channel = self.channel(url).map_err(|e| AnyError::error(e.to_string()))?;
         Ok(RaftServiceClient::new(channel)
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX))
     }
+}
+
+fn endpoint(url: &str) -> Result<Endpoint, ConsensusError> {
+    let endpoint = Endpoint::from_shared(url.to_string())
+        .map_err(|e| ConsensusError::Config(format!("peer URL {url} is not usable: {e}")))?;
+    Ok(endpoint
+        .connect_timeout(Duration::from_millis(500))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(5))
+        .keep_alive_timeout(Duration::from_secs(5)))
 }
 
 /// Creates one [`PeerClient`] per target member for a Raft group.

@@ -60,6 +60,9 @@ pub struct NodeConfig {
     pub bootstrap: Bootstrap,
     /// Source IP of outgoing peer connections (the IP the peer listener is bound to).
     pub peer_source_ip: Option<IpAddr>,
+    /// TLS for outgoing connections to `https://` peer (and `--join`) URLs: the peer CA
+    /// to verify members with and the peer certificate to present. `None`: plain only.
+    pub peer_tls: Option<Arc<conclave_tls::ClientTls>>,
     /// Raft heartbeat interval.
     pub heartbeat: Duration,
     /// Raft election timeout (randomised between this and twice this).
@@ -148,7 +151,7 @@ impl Node {
     /// Opens storage, establishes this member's identity and starts Raft.
     pub async fn start(config: NodeConfig) -> Result<Node> {
         std::fs::create_dir_all(&config.data_dir)?;
-        let channels = PeerChannels::new(config.peer_source_ip);
+        let channels = PeerChannels::new(config.peer_source_ip, config.peer_tls.clone());
         let me = MemberNode {
             name: config.name.clone(),
             peer_urls: config.peer_urls.clone(),

@@ -154,7 +154,7 @@ mod tests {
             peer_urls: vec![format!("http://127.0.0.1:{port}")],
             client_urls: Vec::new(),
         };
-        let channels = PeerChannels::new(None);
+        let channels = PeerChannels::new(None, None);
         let status = call_peer(&channels, &node, PeerRequest::ReadIndex, Duration::from_secs(2))
             .await
             .expect_err("nobody listens");

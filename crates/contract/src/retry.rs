@@ -3,8 +3,13 @@
 //! A write may be sent again only if the first attempt certainly did not apply. The one
 //! failure that proves it is a connection that was never established: tonic reports it
 //! as `Unavailable` "transport error" with the cause (the OS's "connection refused", hyper's
-//! "tcp connect error") in the error's source chain. Anything else — a reset stream, a
-//! timeout, a broken connection — may come after the target received the request.
+//! "tcp connect error", "error trying to connect"; conclave-tls's connector words its TCP
+//! and TLS handshake failures the same way) in the error's source chain. A fatal TLS alert
+//! from the target proves it too: with TLS 1.3 the client counts the handshake as done
+//! before the server has checked the client certificate, so a refused certificate
+//! surfaces as the alert on the first request, which the server never read. Anything
+//! else — a reset stream, a timeout, a broken connection — may come after the target
+//! received the request.
 //! Members use this when forwarding to the leader, the SDK when failing over.
 
 use tonic::{Code, Status};
@@ -18,6 +23,8 @@ pub fn never_sent(status: &Status) -> bool {
         text.contains("tcp connect error")
             || text.contains("error trying to connect")
             || text.contains("Connection refused")
+            // rustls: the peer aborted the TLS handshake (e.g. CertificateRequired).
+            || text.contains("received fatal alert")
     };
     if is_connect(status.message()) {
         return true;
@@ -60,6 +67,12 @@ mod tests {
         assert!(never_sent(&Status::unavailable("tcp connect error")));
         assert!(never_sent(&Status::unavailable(
             "error trying to connect: Connection refused (os error 111)"
+        )));
+        assert!(never_sent(&Status::unavailable(
+            "error trying to connect: TLS handshake with 127.0.0.1:2379: invalid peer certificate: UnknownIssuer"
+        )));
+        assert!(never_sent(&Status::unavailable(
+            "transport error: received fatal alert: CertificateRequired"
         )));
         assert!(!never_sent(&Status::unavailable("connection reset")));
         assert!(!never_sent(&Status::unavailable(crate::errors::NO_LEADER)));

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use conclave_client::tls::TlsFlags;
 use serde::Deserialize;
 
 /// The gateway configuration. Every field has a default, so `conclave-gateway` with no
@@ -44,6 +45,26 @@ pub struct Config {
     pub max_poll_timeout: u64,
     /// Log filter (`tracing` env-filter syntax). Default `info`.
     pub log_level: String,
+    /// Towards the members: the CA bundle (PEM) their certificates must chain to, as
+    /// etcdctl's `--cacert`; TLS is then used for endpoints without a scheme. Default
+    /// empty (none).
+    pub cacert: String,
+    /// Towards the members: the client certificate (PEM) presented to members run with
+    /// `--client-cert-auth`. Default empty.
+    pub cert: String,
+    /// Its private key (PEM). Default empty.
+    pub key: String,
+    /// Towards the members: accept any certificate (members run with `--auto-tls`).
+    /// Default false.
+    pub insecure_skip_tls_verify: bool,
+    /// Towards the members: plaintext for scheme-less endpoints when no other TLS option
+    /// is set; false uses TLS with the system CAs (etcdctl's flag). Default true.
+    pub insecure_transport: bool,
+    /// The gateway's own listener: serve HTTPS with this certificate (PEM, leaf first),
+    /// re-read when the file changes. Default empty (plain HTTP).
+    pub tls_cert: String,
+    /// Its private key (PEM). Default empty.
+    pub tls_key: String,
 }
 
 impl Default for Config {
@@ -60,6 +81,13 @@ impl Default for Config {
             sse_keep_alive: 15_000,
             max_poll_timeout: 50_000,
             log_level: "info".into(),
+            cacert: String::new(),
+            cert: String::new(),
+            key: String::new(),
+            insecure_skip_tls_verify: false,
+            insecure_transport: true,
+            tls_cert: String::new(),
+            tls_key: String::new(),
         }
     }
 }
@@ -108,6 +136,27 @@ pub struct Flags {
     /// Log filter.
     #[arg(long)]
     pub log_level: Option<String>,
+    /// CA bundle (PEM) the members' certificates must chain to (TLS towards the members).
+    #[arg(long)]
+    pub cacert: Option<String>,
+    /// Client certificate (PEM) presented to the members.
+    #[arg(long)]
+    pub cert: Option<String>,
+    /// Its private key (PEM).
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Accept any member certificate (members run with --auto-tls).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub insecure_skip_tls_verify: Option<bool>,
+    /// Plaintext towards scheme-less endpoints unless TLS options are given (default true).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub insecure_transport: Option<bool>,
+    /// Serve HTTPS with this certificate (PEM); re-read when it changes.
+    #[arg(long)]
+    pub tls_cert: Option<String>,
+    /// The HTTPS certificate's private key (PEM).
+    #[arg(long)]
+    pub tls_key: Option<String>,
 }
 
 /// A configuration that cannot be used, with what to change.
@@ -152,7 +201,14 @@ impl Config {
             ready_cache,
             sse_keep_alive,
             max_poll_timeout,
-            log_level
+            log_level,
+            cacert,
+            cert,
+            key,
+            insecure_skip_tls_verify,
+            insecure_transport,
+            tls_cert,
+            tls_key
         );
         let config: Config = builder.build()?.try_deserialize()?;
         config.validate()?;
@@ -168,6 +224,20 @@ impl Config {
         }
         if self.request_timeout == 0 {
             return Err(ConfigError::Invalid("--request-timeout must be positive".into()));
+        }
+        let pairs = [
+            (("--cert", &self.cert), ("--key", &self.key)),
+            (("--tls-cert", &self.tls_cert), ("--tls-key", &self.tls_key)),
+        ];
+        for ((cert_flag, cert), (key_flag, key)) in pairs {
+            let (given, missing) = match (cert.trim().is_empty(), key.trim().is_empty()) {
+                (false, true) => (cert_flag, key_flag),
+                (true, false) => (key_flag, cert_flag),
+                _ => continue,
+            };
+            return Err(ConfigError::Invalid(format!(
+                "{given} is set but {missing} is not: give the certificate and its key together"
+            )));
         }
         Ok(())
     }
@@ -237,6 +307,23 @@ impl Config {
         Duration::from_millis(self.sse_keep_alive.max(100))
     }
 
+    /// The TLS options towards the members, as etcdctl's flags.
+    pub fn member_tls(&self) -> TlsFlags {
+        let path = |value: &str| (!value.trim().is_empty()).then(|| PathBuf::from(value.trim()));
+        TlsFlags {
+            cacert: path(&self.cacert),
+            identity: path(&self.cert).zip(path(&self.key)),
+            insecure_skip_tls_verify: self.insecure_skip_tls_verify,
+            insecure_transport: self.insecure_transport,
+        }
+    }
+
+    /// The listener's certificate and key files, when HTTPS is configured.
+    pub fn listener_tls(&self) -> Option<(PathBuf, PathBuf)> {
+        let path = |value: &str| (!value.trim().is_empty()).then(|| PathBuf::from(value.trim()));
+        path(&self.tls_cert).zip(path(&self.tls_key))
+    }
+
     /// [`Config::max_poll_timeout`] as a duration.
     pub fn max_poll_timeout(&self) -> Duration {
         Duration::from_millis(self.max_poll_timeout)
@@ -260,6 +347,46 @@ mod tests {
         assert_eq!(config.endpoint_list(), vec!["a:1", "b:2"]);
         assert_eq!(config.drain_delay(), Duration::from_millis(100));
         assert_eq!(config.request_timeout(), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn tls_options_parse_and_pairs_are_checked() {
+        use clap::Parser;
+        let flags = Flags::parse_from([
+            "conclave-gateway",
+            "--cacert",
+            "/ca.pem",
+            "--cert",
+            "/c.pem",
+            "--key",
+            "/k.pem",
+            "--tls-cert",
+            "/gw.pem",
+            "--tls-key",
+            "/gw-key.pem",
+            "--insecure-transport=false",
+        ]);
+        let config = Config::load(&flags).unwrap();
+        let tls = config.member_tls();
+        assert_eq!(tls.cacert, Some(PathBuf::from("/ca.pem")));
+        assert_eq!(
+            tls.identity,
+            Some((PathBuf::from("/c.pem"), PathBuf::from("/k.pem")))
+        );
+        assert!(!tls.insecure_transport && !tls.insecure_skip_tls_verify);
+        assert_eq!(
+            config.listener_tls(),
+            Some((PathBuf::from("/gw.pem"), PathBuf::from("/gw-key.pem")))
+        );
+        let half = Flags::parse_from(["conclave-gateway", "--tls-cert", "/gw.pem"]);
+        let error = Config::load(&half).unwrap_err().to_string();
+        assert!(
+            error.contains("--tls-cert") && error.contains("--tls-key"),
+            "{error}"
+        );
+        let half = Flags::parse_from(["conclave-gateway", "--key", "/k.pem"]);
+        let error = Config::load(&half).unwrap_err().to_string();
+        assert!(error.contains("--key is set but --cert"), "{error}");
     }
 
     #[test]

@@ -46,6 +46,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod recipe;
 pub mod routes;
+pub mod tls;
 pub mod v1;
 
 pub use config::{Config, ConfigError, Flags};
@@ -57,9 +58,12 @@ pub enum GatewayError {
     /// The configuration is unusable.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// The SDK refused the endpoints.
+    /// The SDK refused the endpoints or the TLS options towards them.
     #[error("cannot use the endpoints: {0}")]
     Client(#[from] conclave_client::Error),
+    /// The listener's certificate or key is unusable (the message names file and flag).
+    #[error(transparent)]
+    Tls(#[from] conclave_tls::TlsError),
     /// The listener could not be bound or served.
     #[error("cannot serve on {addr}: {source}")]
     Io {
@@ -152,6 +156,10 @@ impl AppState {
             connect_timeout: Duration::from_secs(1),
             ..ClientOptions::default()
         };
+        let options = match tls::member_tls(&config)? {
+            Some(tls) => options.tls(tls),
+            None => options,
+        };
         let client = Client::connect_with(config.endpoint_list(), options).await?;
         Ok(AppState::new(config, client))
     }
@@ -230,23 +238,36 @@ pub fn router(state: AppState) -> axum::Router {
 /// when all are done or `--drain-timeout` (counted from the signal) has passed.
 pub async fn run(config: Config, signal: impl Future<Output = ()> + Send) -> Result<(), GatewayError> {
     let addr = config.listen_addr()?;
+    // Certificates first: a bad file is a start error naming it, before the port is taken.
+    let listener_tls = tls::listener_tls(&config)?;
     let listener = TcpListener::bind(addr).await.map_err(|source| GatewayError::Io {
         addr: addr.to_string(),
         source,
     })?;
     let state = AppState::connect(config).await?;
-    serve(listener, state, signal).await
+    match listener_tls {
+        Some(tls) => {
+            let listener = tls::TlsListener::new(listener, tls).map_err(|source| GatewayError::Io {
+                addr: addr.to_string(),
+                source,
+            })?;
+            serve(listener, state, signal).await
+        }
+        None => serve(listener, state, signal).await,
+    }
 }
 
-/// [`run`] on a bound listener with prepared state.
-pub async fn serve(
-    listener: TcpListener,
+/// [`run`] on a bound listener (plain TCP or [`tls::TlsListener`]) with prepared state.
+pub async fn serve<L>(
+    listener: L,
     state: AppState,
     signal: impl Future<Output = ()> + Send,
-) -> Result<(), GatewayError> {
-    let addr = listener
-        .local_addr()
-        .map_or_else(|_| "?".to_string(), |a| a.to_string());
+) -> Result<(), GatewayError>
+where
+    L: axum::serve::Listener<Addr = std::net::SocketAddr>,
+{
+    let addr =
+        axum::serve::Listener::local_addr(&listener).map_or_else(|_| "?".to_string(), |a| a.to_string());
     tracing::info!(%addr, endpoints = ?state.client.endpoints(), "gateway serving");
     let app = router(state.clone());
     let closing = {

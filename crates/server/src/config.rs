@@ -5,13 +5,16 @@
 //! variable names are etcd's (`--initial-cluster`, `ETCD_INITIAL_CLUSTER`, ...), so an
 //! etcd deployment only swaps the binary.
 
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
 use conclave_consensus::{Bootstrap, NodeConfig};
 use serde::Deserialize;
+use urls::{listen_addr, non_empty, parse_initial_cluster, split_urls};
+
+mod urls;
 
 /// The node configuration. Every field has a default, so `conclave` with no flags starts a
 /// single-member cluster with data in `./data`.
@@ -86,6 +89,33 @@ pub struct Config {
     pub auth_token: String,
     /// Log filter (`tracing` env-filter syntax). Default `info`.
     pub log_level: String,
+    /// Client-port TLS certificate (PEM, leaf first), used for `https://` listen client
+    /// URLs; re-read when the file changes. Default empty (none).
+    pub cert_file: String,
+    /// Its private key (PEM: PKCS#8, PKCS#1 or SEC1). Default empty.
+    pub key_file: String,
+    /// CAs that client certificates are verified against (PEM). Default empty.
+    pub trusted_ca_file: String,
+    /// Refuse, at the handshake, clients without a certificate signed by
+    /// `trusted_ca_file` (mTLS). Default false.
+    pub client_cert_auth: bool,
+    /// Serve `https://` client URLs with a self-signed certificate generated in
+    /// `<data-dir>/fixtures/client` when no `cert_file` is given. Default false.
+    pub auto_tls: bool,
+    /// Peer-port TLS certificate (PEM), for `https://` peer URLs; also presented as this
+    /// member's client certificate when it dials other members. Default empty.
+    pub peer_cert_file: String,
+    /// Its private key. Default empty.
+    pub peer_key_file: String,
+    /// CAs that members' certificates (server and client side) are verified against.
+    /// Default empty.
+    pub peer_trusted_ca_file: String,
+    /// Refuse peer connections without a certificate signed by `peer_trusted_ca_file`.
+    /// Default false.
+    pub peer_client_cert_auth: bool,
+    /// Peer TLS with a self-signed certificate in `<data-dir>/fixtures/peer`; members
+    /// then do not verify each other's certificates (as etcd's). Default false.
+    pub peer_auto_tls: bool,
 }
 
 impl Default for Config {
@@ -119,6 +149,16 @@ impl Default for Config {
             bcrypt_cost: 10,
             auth_token: "simple".into(),
             log_level: "info".into(),
+            cert_file: String::new(),
+            key_file: String::new(),
+            trusted_ca_file: String::new(),
+            client_cert_auth: false,
+            auto_tls: false,
+            peer_cert_file: String::new(),
+            peer_key_file: String::new(),
+            peer_trusted_ca_file: String::new(),
+            peer_client_cert_auth: false,
+            peer_auto_tls: false,
         }
     }
 }
@@ -218,6 +258,37 @@ pub struct Flags {
     /// Log filter.
     #[arg(long)]
     pub log_level: Option<String>,
+    /// Client TLS certificate file (PEM), for https:// client URLs.
+    #[arg(long)]
+    pub cert_file: Option<String>,
+    /// Client TLS key file (PEM).
+    #[arg(long)]
+    pub key_file: Option<String>,
+    /// CA file that client certificates are verified against.
+    #[arg(long)]
+    pub trusted_ca_file: Option<String>,
+    /// Require client certificates signed by --trusted-ca-file (`--client-cert-auth` or
+    /// `--client-cert-auth=true|false`).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub client_cert_auth: Option<bool>,
+    /// Self-signed client TLS certificate, generated at start.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub auto_tls: Option<bool>,
+    /// Peer TLS certificate file (PEM), for https:// peer URLs.
+    #[arg(long)]
+    pub peer_cert_file: Option<String>,
+    /// Peer TLS key file (PEM).
+    #[arg(long)]
+    pub peer_key_file: Option<String>,
+    /// CA file that members' certificates are verified against.
+    #[arg(long)]
+    pub peer_trusted_ca_file: Option<String>,
+    /// Require peer client certificates signed by --peer-trusted-ca-file.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub peer_client_cert_auth: Option<bool>,
+    /// Self-signed peer TLS certificate, generated at start (members do not verify).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub peer_auto_tls: Option<bool>,
 }
 
 /// A configuration that cannot be used, with what to change.
@@ -285,7 +356,17 @@ impl Config {
             auth_token_ttl,
             bcrypt_cost,
             auth_token,
-            log_level
+            log_level,
+            cert_file,
+            key_file,
+            trusted_ca_file,
+            client_cert_auth,
+            auto_tls,
+            peer_cert_file,
+            peer_key_file,
+            peer_trusted_ca_file,
+            peer_client_cert_auth,
+            peer_auto_tls
         );
         Ok(builder.build()?.try_deserialize()?)
     }
@@ -303,27 +384,28 @@ impl Config {
         ))
     }
 
-    /// Socket addresses to serve the client API on.
-    pub fn client_listen_addrs(&self) -> Result<Vec<SocketAddr>, ConfigError> {
+    /// Socket addresses to serve the client API on, each with whether it is `https://`.
+    pub fn client_listen_addrs(&self) -> Result<Vec<(SocketAddr, bool)>, ConfigError> {
         split_urls(&self.listen_client_urls)
             .iter()
-            .map(|u| socket_addr(u, "--listen-client-urls"))
+            .map(|u| listen_addr(u, "--listen-client-urls", true))
             .collect()
     }
 
-    /// Socket addresses to serve the peer transport on.
-    pub fn peer_listen_addrs(&self) -> Result<Vec<SocketAddr>, ConfigError> {
+    /// Socket addresses to serve the peer transport on, each with whether it is `https://`.
+    pub fn peer_listen_addrs(&self) -> Result<Vec<(SocketAddr, bool)>, ConfigError> {
         split_urls(&self.listen_peer_urls)
             .iter()
-            .map(|u| socket_addr(u, "--listen-peer-urls"))
+            .map(|u| listen_addr(u, "--listen-peer-urls", true))
             .collect()
     }
 
-    /// Socket addresses of the extra `/metrics` listeners (none by default).
+    /// Socket addresses of the extra `/metrics` listeners (none by default; plain HTTP
+    /// only, as etcd's).
     pub fn metrics_listen_addrs(&self) -> Result<Vec<SocketAddr>, ConfigError> {
         split_urls(&self.listen_metrics_urls)
             .iter()
-            .map(|u| socket_addr(u, "--listen-metrics-urls"))
+            .map(|u| listen_addr(u, "--listen-metrics-urls", false).map(|(addr, _)| addr))
             .collect()
     }
 
@@ -378,7 +460,7 @@ impl Config {
         // Outgoing peer connections leave from the IP the peer port listens on, when that
         // is one specific address.
         let peer_source_ip = match self.peer_listen_addrs()?.as_slice() {
-            [addr] if !addr.ip().is_unspecified() => Some(addr.ip()),
+            [(addr, _)] if !addr.ip().is_unspecified() => Some(addr.ip()),
             _ => None,
         };
         if self.election_timeout < self.heartbeat_interval * 5 {
@@ -396,6 +478,8 @@ impl Config {
             cluster_token: self.initial_cluster_token.clone(),
             bootstrap,
             peer_source_ip,
+            // Attached by `start` (`tls::peer_client`), which reads the files.
+            peer_tls: None,
             heartbeat: Duration::from_millis(self.heartbeat_interval),
             election_timeout: Duration::from_millis(self.election_timeout),
             snapshot_count: self.snapshot_count,
@@ -409,59 +493,6 @@ impl Config {
             metrics: None,
         })
     }
-}
-
-fn non_empty<'a>(value: &'a str, fallback: &'a str) -> &'a str {
-    if value.trim().is_empty() {
-        fallback
-    } else {
-        value
-    }
-}
-
-fn split_urls(value: &str) -> Vec<String> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|u| !u.is_empty())
-        .map(String::from)
-        .collect()
-}
-
-fn parse_initial_cluster(value: &str) -> Result<Vec<(String, String)>, ConfigError> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(|pair| match pair.split_once('=') {
-            Some((name, url)) if !name.is_empty() && !url.is_empty() => {
-                Ok((name.to_string(), url.to_string()))
-            }
-            _ => Err(ConfigError::Invalid(format!(
-                "--initial-cluster entry {pair:?} is not name=peerURL"
-            ))),
-        })
-        .collect()
-}
-
-/// `http://host:port` → a socket address (`localhost` resolves to loopback).
-fn socket_addr(url: &str, flag: &str) -> Result<SocketAddr, ConfigError> {
-    let rest = url.strip_prefix("http://").ok_or_else(|| {
-        ConfigError::Invalid(format!(
-            "{flag}: {url:?} must start with http:// (TLS is not supported yet)"
-        ))
-    })?;
-    let hostport = rest.trim_end_matches('/');
-    if let Ok(addr) = hostport.parse::<SocketAddr>() {
-        return Ok(addr);
-    }
-    let mut addrs = hostport
-        .to_socket_addrs()
-        .map_err(|e| ConfigError::Invalid(format!("{flag}: cannot resolve {url:?}: {e}")))?;
-    let prefer_v4 = addrs.clone().find(|a| matches!(a.ip(), IpAddr::V4(_)));
-    prefer_v4
-        .or_else(|| addrs.next())
-        .ok_or_else(|| ConfigError::Invalid(format!("{flag}: {url:?} resolves to no address")))
 }
 
 #[cfg(test)]
@@ -559,7 +590,7 @@ mod tests {
             .to_string()
             .contains("new or existing"));
         let config = Config {
-            listen_peer_urls: "https://x:1".into(),
+            listen_peer_urls: "unix://x:1".into(),
             ..Config::default()
         };
         assert!(config.node_config().is_err());

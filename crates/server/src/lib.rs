@@ -63,6 +63,9 @@ pub enum StartError {
     /// The metrics could not be set up.
     #[error("setting up metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// A TLS setting or file is unusable (the message names the flag and the file).
+    #[error(transparent)]
+    Tls(#[from] conclave_tls::TlsError),
 }
 
 /// A running node: its consensus core and its gRPC servers.
@@ -83,6 +86,44 @@ async fn bind(addrs: &[SocketAddr]) -> Result<Vec<TcpListener>, StartError> {
     Ok(listeners)
 }
 
+/// Binds `https://` and `http://` listeners alike; each comes back with whether it is TLS.
+async fn bind_urls(addrs: &[(SocketAddr, bool)]) -> Result<Vec<(TcpListener, bool)>, StartError> {
+    let plain: Vec<SocketAddr> = addrs.iter().map(|(addr, _)| *addr).collect();
+    let listeners = bind(&plain).await?;
+    Ok(listeners
+        .into_iter()
+        .zip(addrs.iter().map(|(_, tls)| *tls))
+        .collect())
+}
+
+/// Serves `router` on `listener`, through TLS when `tls` is given.
+fn serve<L>(
+    router: tonic::transport::server::Router<L>,
+    listener: TcpListener,
+    tls: Option<Arc<conclave_tls::ServerTls>>,
+    stopped: tokio::sync::watch::Receiver<bool>,
+) -> JoinHandle<Result<(), tonic::transport::Error>>
+where
+    L: tower_layer::Layer<Routes> + Clone + Send + 'static,
+    L::Service: tower_service::Service<http::Request<tonic::body::Body>, Response = http::Response<tonic::body::Body>>
+        + Clone
+        + Send
+        + 'static,
+    <L::Service as tower_service::Service<http::Request<tonic::body::Body>>>::Future: Send + 'static,
+    <L::Service as tower_service::Service<http::Request<tonic::body::Body>>>::Error:
+        Into<Box<dyn std::error::Error + Send + Sync>> + Send,
+{
+    match tls {
+        Some(tls) => tokio::spawn(router.serve_with_incoming_shutdown(
+            conclave_tls::server::incoming(listener, tls),
+            wait_stopped(stopped),
+        )),
+        None => tokio::spawn(
+            router.serve_with_incoming_shutdown(accepted_without_delay(listener), wait_stopped(stopped)),
+        ),
+    }
+}
+
 /// Starts a node: binds its ports first (so a busy port fails fast), then starts Raft and
 /// serves the etcd API (and `/metrics` over HTTP/1.1) on the client port, the Raft
 /// transport on the peer port, and `/metrics` alone on any metrics port.
@@ -91,8 +132,15 @@ pub async fn start(config: &Config) -> Result<RunningNode, StartError> {
     let mut node_config = config.node_config()?;
     let auth_settings = config.auth_settings()?;
     node_config.metrics = Some(metrics.consensus());
-    let client_listeners = bind(&config.client_listen_addrs()?).await?;
-    let peer_listeners = bind(&config.peer_listen_addrs()?).await?;
+    let client_addrs = config.client_listen_addrs()?;
+    let peer_addrs = config.peer_listen_addrs()?;
+    // Certificates are read and checked before anything starts, so a bad file is a
+    // start error that names it.
+    let client_tls = tls::client_server(config, client_addrs.iter().any(|(_, tls)| *tls))?;
+    let peer_tls = tls::peer_server(config, peer_addrs.iter().any(|(_, tls)| *tls))?;
+    node_config.peer_tls = tls::peer_client(config)?;
+    let client_listeners = bind_urls(&client_addrs).await?;
+    let peer_listeners = bind_urls(&peer_addrs).await?;
     let metrics_listeners = bind(&config.metrics_listen_addrs()?).await?;
 
     let node = Node::start(node_config).await?;
@@ -137,8 +185,8 @@ pub async fn start(config: &Config) -> Result<RunningNode, StartError> {
     let groups = groups::GroupsApi::new(node.clone(), auth.clone(), config.max_request_bytes);
 
     let mut servers = Vec::new();
-    for listener in client_listeners {
-        tracing::info!(addr = %listener.local_addr().map_err(|source| StartError::Bind { addr: ([0, 0, 0, 0], 0).into(), source })?, "serving etcd v3 API");
+    for (listener, https) in client_listeners {
+        tracing::info!(addr = %listener.local_addr().map_err(|source| StartError::Bind { addr: ([0, 0, 0, 0], 0).into(), source })?, tls = https, "serving etcd v3 API");
         let mut services = RoutesBuilder::default();
         services
             .add_service(KvServer::new(api.clone()).max_decoding_message_size(max_message))
@@ -167,10 +215,10 @@ pub async fn start(config: &Config) -> Result<RunningNode, StartError> {
             .http2_keepalive_interval(Some(Duration::from_secs(10)))
             .layer(metrics.grpc_layer())
             .add_routes(routes);
-        servers.push(tokio::spawn(router.serve_with_incoming_shutdown(
-            accepted_without_delay(listener),
-            wait_stopped(stopped.clone()),
-        )));
+        // Over TLS too, /metrics is plain HTTP/1.1 inside the TLS session (ALPN offers
+        // both h2 and http/1.1).
+        let tls = if https { client_tls.clone() } else { None };
+        servers.push(serve(router, listener, tls, stopped.clone()));
     }
     for listener in metrics_listeners {
         tracing::info!(addr = ?listener.local_addr().ok(), "serving /metrics");
@@ -182,15 +230,13 @@ pub async fn start(config: &Config) -> Result<RunningNode, StartError> {
             wait_stopped(stopped.clone()),
         )));
     }
-    for listener in peer_listeners {
-        tracing::info!(addr = ?listener.local_addr().ok(), "serving raft peer transport");
+    for (listener, https) in peer_listeners {
+        tracing::info!(addr = ?listener.local_addr().ok(), tls = https, "serving raft peer transport");
         let router = tonic::transport::Server::builder()
             .tcp_nodelay(true)
             .add_service(PeerService::server(node.clone()));
-        servers.push(tokio::spawn(router.serve_with_incoming_shutdown(
-            accepted_without_delay(listener),
-            wait_stopped(stopped.clone()),
-        )));
+        let tls = if https { peer_tls.clone() } else { None };
+        servers.push(serve(router, listener, tls, stopped.clone()));
     }
     Ok(RunningNode { node, stop, servers })
 }

@@ -12,6 +12,8 @@
 //! - [`etcd`]: etcd v3 client helpers ([`client`], [`leader_index`]).
 //! - [`binary`]: finding the node binary from other crates' tests ([`node_binary`]).
 //! - [`golden`]: golden files of stored and wire formats ([`GoldenSet`]).
+//! - [`certs`]: a test CA and the certificates it issues, as PEM files ([`TestCa`]).
+//! - [`tls`]: a cluster speaking TLS on client and peer ports ([`TlsCluster`]).
 //!
 //! Everything that owns a process kills it when dropped, also when a test panics; and
 //! child processes are asked by the kernel to die with the test binary (Linux
@@ -39,6 +41,7 @@
 #![warn(missing_docs)]
 
 pub mod binary;
+pub mod certs;
 pub mod cluster;
 pub mod error;
 pub mod etcd;
@@ -48,9 +51,11 @@ pub mod ports;
 pub mod process;
 pub mod proxy;
 mod spawn;
+pub mod tls;
 pub mod wait;
 
 pub use binary::node_binary;
+pub use certs::{CertFiles, TestCa};
 pub use cluster::{Cluster, ClusterOptions};
 pub use error::{Error, Result};
 pub use etcd::{client, leader_index};
@@ -59,4 +64,5 @@ pub use node::{Node, NodeSpec};
 pub use ports::{free_port, unique_port};
 pub use process::Process;
 pub use proxy::{node_of_source, peer_ip, PeerProxy};
+pub use tls::{TlsCluster, TlsClusterOptions, TlsMember};
 pub use wait::{wait_until, wait_until_ok, WaitError};

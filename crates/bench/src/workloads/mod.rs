@@ -37,12 +37,14 @@ pub struct Ctx {
     pub timeout: Duration,
     /// Seed for key choice (client `i` uses `seed + i`).
     pub seed: u64,
+    /// TLS (`--cacert`/`--cert`/`--key`), when given.
+    pub tls: Option<std::sync::Arc<conclave_tls::ClientTls>>,
 }
 
 impl Ctx {
     /// Connections with the per-request timeout (for unary RPCs).
     pub async fn pool(&self) -> Result<Pool> {
-        Pool::connect(&self.endpoints, self.conns, Some(self.timeout)).await
+        Pool::connect(&self.endpoints, self.conns, Some(self.timeout), self.tls.as_ref()).await
     }
 
     /// The runner settings.

@@ -118,7 +118,7 @@ async fn watch_loop(
 /// Runs the `watch` workload with `watchers` watch streams and writers paced to `put_rate`.
 pub async fn run_watch(ctx: &Ctx, watchers: usize, put_rate: f64) -> Result<Report> {
     // Watch streams live for the whole run, so their connections get no request timeout.
-    let watch_pool = Pool::connect(&ctx.endpoints, ctx.conns, None).await?;
+    let watch_pool = Pool::connect(&ctx.endpoints, ctx.conns, None, ctx.tls.as_ref()).await?;
     let pool = ctx.pool().await?;
     let keys = KeyGen::new(WATCH_PREFIX, ctx.key_size, ctx.key_space);
 

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use clap::CommandFactory;
-use conclave_client::{Client, ClientOptions, Credentials};
+use conclave_client::{Client, ClientOptions, Credentials, Tls};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::args::{Cli, Command, Format, SnapshotCommand};
@@ -49,6 +49,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         command_timeout,
         user,
         password,
+        tls,
         command,
     } = cli;
     // Commands that need no cluster.
@@ -77,6 +78,10 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         session_ttl: session_ttl.map_or(defaults.session_ttl, |s| Duration::from_secs(s.max(1))),
         credentials: credentials(user, password)?,
         ..defaults
+    };
+    let options = match tls.settings() {
+        Some(settings) => options.tls(Tls::new(settings).map_err(CliError::Client)?),
+        None => options,
     };
     let client = Client::connect_with(&endpoints, options)
         .await

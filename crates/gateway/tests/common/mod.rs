@@ -42,6 +42,24 @@ pub struct Gateway {
 impl Gateway {
     /// Starts a gateway in front of `endpoints` with extra flags, and waits for `/livez`.
     pub async fn start(endpoints: &[String], extra: &[&str]) -> Gateway {
+        let gateway = Gateway::spawn(endpoints, extra);
+        let http = http();
+        let url = gateway.url("/livez");
+        wait_until("the gateway answers /livez", Duration::from_secs(10), || async {
+            http.get(&url)
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status().is_success())
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", gateway.log_text()));
+        gateway
+    }
+
+    /// Starts a gateway in front of `endpoints` with extra flags, without waiting for it
+    /// (an HTTPS gateway is waited for by the caller, which has the CA).
+    pub fn spawn(endpoints: &[String], extra: &[&str]) -> Gateway {
         let port = free_port();
         let dir = tempfile::tempdir().expect("temp dir");
         let log = dir.path().join("gateway.log");
@@ -68,24 +86,12 @@ impl Gateway {
             });
         }
         let child = command.spawn().expect("the gateway starts");
-        let gateway = Gateway {
+        Gateway {
             port,
             log,
             child: Mutex::new(Some(child)),
             _dir: dir,
-        };
-        let http = http();
-        let url = gateway.url("/livez");
-        wait_until("the gateway answers /livez", Duration::from_secs(10), || async {
-            http.get(&url)
-                .send()
-                .await
-                .ok()
-                .filter(|r| r.status().is_success())
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", gateway.log_text()));
-        gateway
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

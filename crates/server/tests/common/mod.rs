@@ -3,6 +3,7 @@
 
 pub mod etcdctl;
 pub mod scrape;
+pub mod tls;
 
 use std::path::Path;
 use std::time::Duration;
