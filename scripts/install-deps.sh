@@ -5,6 +5,7 @@
 #   haproxy, nginx     the real load balancers the gateway's tests put in front of it
 #   libnginx-mod-stream  NGINX's TCP proxy, for the TLS passthrough configuration
 #   openssl            generating certificates (make cluster TLS=1)
+#   bsdutils           script(1), a terminal for conclavectl's password prompt test
 set -euo pipefail
 
 need=()
@@ -14,6 +15,7 @@ command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 [ -f /usr/lib/nginx/modules/ngx_stream_module.so ] || need+=(libnginx-mod-stream)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v script >/dev/null 2>&1 || need+=(bsdutils)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 sudo=""

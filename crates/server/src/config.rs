@@ -432,6 +432,7 @@ impl Config {
         Ok(crate::auth::AuthSettings {
             token_ttl: Duration::from_secs(self.auth_token_ttl),
             bcrypt_cost: self.bcrypt_cost,
+            cert_users: self.client_cert_auth,
         })
     }
 

@@ -43,6 +43,9 @@ pub struct AuthSettings {
     pub token_ttl: Duration,
     /// bcrypt's cost for new password hashes (4..=31).
     pub bcrypt_cost: u32,
+    /// A request without a token is the user named by its verified client certificate's
+    /// Common Name (etcd does this under `--client-cert-auth` only, and so do we).
+    pub cert_users: bool,
 }
 
 impl Default for AuthSettings {
@@ -50,6 +53,7 @@ impl Default for AuthSettings {
         AuthSettings {
             token_ttl: Duration::from_secs(300),
             bcrypt_cost: bcrypt::DEFAULT_COST,
+            cert_users: false,
         }
     }
 }
@@ -446,12 +450,20 @@ impl Auth {
     /// The caller for calls that etcd serves without a token too (MemberList, Status,
     /// alarm listing): an anonymous caller counts as [`Caller::Anyone`] there.
     pub async fn caller_or_anonymous(&self, credentials: &Credentials) -> Result<Caller, Status> {
-        if credentials.token.is_none() && credentials.cert_user.is_none() {
+        if credentials.token.is_none() && self.cert_user(credentials).is_none() {
             return Ok(Caller::Anyone {
                 state_mod_revision: 0,
             });
         }
         self.caller(credentials).await
+    }
+
+    /// The user a verified client certificate names, when certificates name users.
+    fn cert_user<'a>(&self, credentials: &'a Credentials) -> Option<&'a String> {
+        credentials
+            .cert_user
+            .as_ref()
+            .filter(|_| self.inner.settings.cert_users)
     }
 
     /// `Err(Stale)` when the token is newer than `state`.
@@ -465,7 +477,7 @@ impl Auth {
                 state_mod_revision: state.mod_revision,
             }));
         }
-        let name = match (&credentials.token, &credentials.cert_user) {
+        let name = match (&credentials.token, self.cert_user(credentials)) {
             (Some(token), _) => {
                 let key = records::unhex(&state.state.signing_key).unwrap_or_default();
                 let claims = match token::verify(token, &key, unix_now()) {

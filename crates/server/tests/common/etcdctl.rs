@@ -6,24 +6,23 @@ use std::process::{Command, Stdio};
 
 use conclave_testkit::Cluster;
 
-/// Runs `etcdctl args` against every member (only the first for `snapshot`, which etcdctl
-/// asks of one member), feeding `stdin`: (success, stdout, stderr).
-pub fn etcdctl(cluster: &Cluster, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
-    // host:port, not http://host:port: for `endpoint status` etcdctl 3.4 puts the endpoint
-    // string verbatim into HTTP/2's :authority, which Rust's HTTP/2 stack rejects as
-    // malformed (docs/compatibility.md).
-    let mut endpoints: Vec<String> = cluster
-        .client_endpoints()
-        .iter()
-        .map(|e| e.trim_start_matches("http://").to_string())
-        .collect();
-    if args.contains(&"snapshot") {
-        endpoints.truncate(1);
-    }
+/// What one `etcdctl` run did.
+#[derive(Debug)]
+pub struct Run {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `etcdctl --endpoints=<endpoints> <flags...> <args...>` (API 3, 10 s command
+/// timeout, 2 s dial timeout), feeding `stdin`.
+pub fn run(endpoints: &[String], flags: &[String], args: &[&str], stdin: Option<&str>) -> Run {
     let mut child = Command::new("etcdctl")
         .env("ETCDCTL_API", "3")
         .arg(format!("--endpoints={}", endpoints.join(",")))
         .arg("--command-timeout=10s")
+        .arg("--dial-timeout=2s")
+        .args(flags)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -40,11 +39,29 @@ pub fn etcdctl(cluster: &Cluster, args: &[&str], stdin: Option<&str>) -> (bool, 
     }
     drop(child.stdin.take());
     let out = child.wait_with_output().expect("etcdctl");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    Run {
+        success: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Runs `etcdctl args` against every member (only the first for `snapshot`, which etcdctl
+/// asks of one member), feeding `stdin`: (success, stdout, stderr).
+pub fn etcdctl(cluster: &Cluster, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    // host:port, not http://host:port: for `endpoint status` etcdctl 3.4 puts the endpoint
+    // string verbatim into HTTP/2's :authority, which Rust's HTTP/2 stack rejects as
+    // malformed (docs/compatibility.md).
+    let mut endpoints: Vec<String> = cluster
+        .client_endpoints()
+        .iter()
+        .map(|e| e.trim_start_matches("http://").to_string())
+        .collect();
+    if args.contains(&"snapshot") {
+        endpoints.truncate(1);
+    }
+    let out = run(&endpoints, &[], args, stdin);
+    (out.success, out.stdout, out.stderr)
 }
 
 /// `etcdctl args`, which must succeed: its stdout.

@@ -2,39 +2,17 @@
 //! presents on a fresh handshake.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use conclave_testkit::CertFiles;
 use conclave_tls::client::{split_https, ClientTlsSettings};
 use conclave_tls::{ClientTls, Connector};
 
-/// What one `etcdctl` run did: success, stdout, stderr.
-#[derive(Debug)]
-pub struct Run {
-    pub success: bool,
-    pub stdout: String,
-    pub stderr: String,
-}
+pub use super::etcdctl::Run;
 
-/// Runs `etcdctl --endpoints=<endpoints> <tls...> <args...>` (API 3, 10 s command
-/// timeout, 2 s dial timeout).
+/// Runs `etcdctl --endpoints=<endpoints> <tls...> <args...>`.
 pub fn etcdctl(endpoints: &[String], tls: &[String], args: &[&str]) -> Run {
-    let out = Command::new("etcdctl")
-        .env("ETCDCTL_API", "3")
-        .arg(format!("--endpoints={}", endpoints.join(",")))
-        .arg("--command-timeout=10s")
-        .arg("--dial-timeout=2s")
-        .args(tls)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("etcdctl not found: install Debian's etcd-client package (make test does)");
-    Run {
-        success: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    super::etcdctl::run(endpoints, tls, args, None)
 }
 
 /// etcdctl's flags for a CA and, when given, a client certificate.
