@@ -14,13 +14,7 @@ use common::*;
 use conclave_testkit::{leader_index, Cluster};
 
 fn endpoints(cluster: &Cluster) -> String {
-    // host:port: see docs/compatibility.md on `http://` endpoints and `endpoint status`.
-    let eps: Vec<String> = cluster
-        .client_endpoints()
-        .iter()
-        .map(|e| e.trim_start_matches("http://").to_string())
-        .collect();
-    eps.join(",")
+    common::etcdctl::endpoints(cluster).join(",")
 }
 
 fn etcdctl(cluster: &Cluster, args: &[&str]) -> (bool, String) {

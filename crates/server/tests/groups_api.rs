@@ -11,7 +11,7 @@ use common::scrape::scrape_node;
 use common::*;
 use conclave_proto::partitionpb as pb;
 use conclave_proto::partitionpb::groups_client::GroupsClient;
-use conclave_testkit::{leader_index, wait_until_ok};
+use conclave_testkit::{leader_index, wait_until, wait_until_ok, Cluster};
 use tonic::transport::Channel;
 use tonic::Code;
 
@@ -358,4 +358,64 @@ async fn bad_input_gets_typed_errors_and_changes_nothing() {
     kv.delete("", Some(etcd_client::DeleteOptions::new().with_from_key()))
         .await
         .expect("a wipe without groups works as on etcd");
+}
+
+/// A member that has not yet applied an acknowledged `DeleteGroup` must not refuse a wipe
+/// for a group that is gone: the refusal rests on state, so it waits for a barrier.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lagging_member_lets_a_wipe_through_once_the_group_is_deleted() {
+    let mut options = fast_options(3);
+    // Long enough that the lagging member does not campaign while it is cut off.
+    options.election_timeout_ms = Some(6000);
+    let cluster = Cluster::start(bin(), options).expect("start cluster");
+    let leader = leader_index(&cluster, Duration::from_secs(40))
+        .await
+        .expect("a leader");
+    let lagging = if leader == 1 { 2 } else { 1 };
+    let mut api = groups(cluster.node(leader).client_url()).await;
+    api.create_group(pb::CreateGroupRequest {
+        name: "g".into(),
+        settings: Some(settings(4, 1)),
+    })
+    .await
+    .expect("create");
+    let config = "/_conclave/groups/g/config";
+    let mut lagging_kv = client_of(&cluster, lagging).await;
+    wait_until("the lagging member to apply the group", REQUEST, || {
+        let mut kv = lagging_kv.clone();
+        async move { get_local(&mut kv, config).await.ok().flatten() }
+    })
+    .await
+    .expect("applied");
+
+    cluster.block_direction(leader, lagging);
+    let deleted = api
+        .delete_group(pb::DeleteGroupRequest { name: "g".into() })
+        .await
+        .expect("delete");
+    assert!(deleted.into_inner().deleted);
+    assert!(
+        get_local(&mut lagging_kv, config)
+            .await
+            .expect("local read")
+            .is_some(),
+        "the member cut off from the leader still has the group"
+    );
+    let mut wipe_kv = lagging_kv.clone();
+    let wipe = tokio::spawn(async move {
+        wipe_kv
+            .delete("", Some(etcd_client::DeleteOptions::new().with_from_key()))
+            .await
+    });
+    // A member judging by its stale store refuses at once; give it the chance to.
+    let mut wipe = wipe;
+    let early = tokio::time::timeout(Duration::from_millis(500), &mut wipe).await;
+    cluster.heal();
+    let result = match early {
+        Ok(finished) => finished,
+        Err(_) => wipe.await,
+    }
+    .expect("wipe task");
+    assert!(result.is_ok(), "{result:?}\n{}", cluster.log_dump());
+    assert_eq!(get_value(&mut lagging_kv, config).await.expect("read"), None);
 }

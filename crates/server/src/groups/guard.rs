@@ -5,10 +5,15 @@
 //! A put, a delete, or a range starting inside the prefix is refused. A range that only
 //! covers the prefix from outside (`etcdctl del --from-key ""`, `del --prefix /`) is
 //! refused only while groups or auth records (users, roles: `crate::auth::records`)
-//! exist, so wiping a cluster without them works as on etcd.
+//! exist, so wiping a cluster without them works as on etcd. That refusal depends on
+//! state, so it is only given after a linearizable barrier ([`check_fresh`]): a member
+//! that has not yet applied an acknowledged `DeleteGroup` does not refuse the wipe.
 
+use conclave_consensus::Node;
 use conclave_mvcc::{RangeRequest, RequestOp, Store, TxnRequest};
 use tonic::Status;
+
+use crate::errors::consensus_status;
 
 use conclave_contract::groups::{touches_reserved, GROUPS, RESERVED};
 
@@ -35,6 +40,18 @@ fn any_under(store: &Store, prefix: &[u8]) -> bool {
 /// wipe that takes it makes the controller claim office again).
 fn records_exist(store: &Store) -> bool {
     any_under(store, GROUPS) || any_under(store, crate::auth::records::AUTH)
+}
+
+/// Runs `check` against this member's store and, if it refuses, again after a
+/// linearizable barrier, so a refusal never rests on state older than the request.
+pub async fn check_fresh(node: &Node, check: impl Fn(&Store) -> Result<(), Status>) -> Result<(), Status> {
+    if check(node.store()).is_ok() {
+        return Ok(());
+    }
+    node.linearizable_barrier()
+        .await
+        .map_err(|e| consensus_status(&e))?;
+    check(node.store())
 }
 
 /// Checks a client put of `key`.

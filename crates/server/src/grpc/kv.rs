@@ -129,7 +129,10 @@ impl Kv for EtcdApi {
         self.check_size(&request)?;
         let delete = convert::delete_from_pb(request);
         mvcc::validate_delete_range(&delete).map_err(|e| mvcc_status(&e))?;
-        guard::check_delete(self.node.store(), &delete.key, &delete.range_end)?;
+        guard::check_fresh(&self.node, |store| {
+            guard::check_delete(store, &delete.key, &delete.range_end)
+        })
+        .await?;
         match self
             .replicate_authorized(&credentials, WriteRequest::DeleteRange(delete))
             .await?
@@ -147,7 +150,7 @@ impl Kv for EtcdApi {
         self.check_size(&request)?;
         let txn = convert::txn_from_pb(request)?;
         mvcc::validate_txn(&txn, self.settings.max_txn_ops).map_err(|e| mvcc_status(&e))?;
-        guard::check_txn(self.node.store(), &txn)?;
+        guard::check_fresh(&self.node, |store| guard::check_txn(store, &txn)).await?;
         if txn_puts(&txn) {
             quota::check_space(&self.node)?;
         }

@@ -6,6 +6,18 @@ use std::process::{Command, Stdio};
 
 use conclave_testkit::Cluster;
 
+/// Every member's client endpoint as etcdctl is given it: host:port, not
+/// http://host:port, because for `endpoint status` etcdctl 3.4 puts the endpoint string
+/// verbatim into HTTP/2's :authority, which Rust's HTTP/2 stack rejects as malformed
+/// (docs/compatibility.md).
+pub fn endpoints(cluster: &Cluster) -> Vec<String> {
+    cluster
+        .client_endpoints()
+        .iter()
+        .map(|e| e.trim_start_matches("http://").to_string())
+        .collect()
+}
+
 /// What one `etcdctl` run did.
 #[derive(Debug)]
 pub struct Run {
@@ -49,14 +61,7 @@ pub fn run(endpoints: &[String], flags: &[String], args: &[&str], stdin: Option<
 /// Runs `etcdctl args` against every member (only the first for `snapshot`, which etcdctl
 /// asks of one member), feeding `stdin`: (success, stdout, stderr).
 pub fn etcdctl(cluster: &Cluster, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
-    // host:port, not http://host:port: for `endpoint status` etcdctl 3.4 puts the endpoint
-    // string verbatim into HTTP/2's :authority, which Rust's HTTP/2 stack rejects as
-    // malformed (docs/compatibility.md).
-    let mut endpoints: Vec<String> = cluster
-        .client_endpoints()
-        .iter()
-        .map(|e| e.trim_start_matches("http://").to_string())
-        .collect();
+    let mut endpoints = endpoints(cluster);
     if args.contains(&"snapshot") {
         endpoints.truncate(1);
     }
