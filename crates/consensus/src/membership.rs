@@ -23,6 +23,16 @@ const PROMOTE_MAX_LAG: u64 = 64;
 const BUSY_RETRIES: u32 = 20;
 
 impl Node {
+    /// Whether the membership carries this member's own name and client URLs, so
+    /// `MemberList` (and `etcdctl --cluster`) can name it. Until then the member reports
+    /// itself NOT_SERVING, as etcd serves clients only after publishing itself.
+    pub fn published(&self) -> bool {
+        let (id, me) = (self.member_id(), self.own_node());
+        self.members()
+            .iter()
+            .any(|m| m.id == id && m.node.name == me.name && m.node.client_urls == me.client_urls)
+    }
+
     /// Keeps this member's entry in the membership true (name, client URLs) and, for a
     /// member that joined as a learner, asks the leader to promote it once caught up.
     /// Runs until both hold; retries with backoff while there is no reachable leader.
@@ -31,12 +41,9 @@ impl Node {
         let me = self.own_node();
         let mut wait = Duration::from_millis(100);
         loop {
-            let members = self.members();
             // Name and client URLs are the member's to publish; peer URLs belong to the
             // membership (MemberUpdate changes them).
-            let published = members
-                .iter()
-                .any(|m| m.id == id && m.node.name == me.name && m.node.client_urls == me.client_urls);
+            let published = self.published();
             let voter = self.raft().voter_ids().any(|v| v == id);
             if published && (voter || !promote) {
                 tracing::info!(voter, "membership entry is up to date");

@@ -1,6 +1,8 @@
 //! The standard `grpc.health.v1.Health` service: SERVING only while this member knows a
-//! leader and a linearizable read succeeds (what etcd's health check means), NOT_SERVING
-//! otherwise. Probed once a second.
+//! leader and a linearizable read succeeds (what etcd's health check means) and its own
+//! name and client URLs are in the membership (etcd serves clients only after publishing
+//! itself, so `etcdctl --cluster` finds every healthy member), NOT_SERVING otherwise.
+//! Probed once a second.
 
 use std::time::Duration;
 
@@ -27,6 +29,7 @@ pub async fn run(node: Node, reporter: HealthReporter, mut stopped: tokio::sync:
             return;
         }
         let healthy = node.status().leader.is_some()
+            && node.published()
             && tokio::time::timeout(Duration::from_secs(1), node.linearizable_barrier())
                 .await
                 .is_ok_and(|r| r.is_ok());

@@ -82,13 +82,23 @@ async fn etcdctl_runs_the_auth_runbook_over_mutual_tls_and_certificates_name_use
     let run = refused(&cluster, &anonymous, &["put", "/app/x", "0"]);
     assert!(run.stderr.contains("user name not found"), "{run:?}");
     let root_pw = with_user(&anonymous, "root:rootpw");
-    assert_eq!(ok(&cluster, &root_pw, &["role", "add", "app"]), "Role app created\n");
+    assert_eq!(
+        ok(&cluster, &root_pw, &["role", "add", "app"]),
+        "Role app created\n"
+    );
     // The root certificate alone is root.
     assert_eq!(
         ok(
             &cluster,
             &as_root,
-            &["role", "grant-permission", "--prefix=true", "app", "readwrite", "/app/"]
+            &[
+                "role",
+                "grant-permission",
+                "--prefix=true",
+                "app",
+                "readwrite",
+                "/app/"
+            ]
         ),
         "Role app updated\n"
     );
@@ -106,13 +116,21 @@ async fn etcdctl_runs_the_auth_runbook_over_mutual_tls_and_certificates_name_use
     assert_eq!(ok(&cluster, &alice_pw, &["put", "/app/x", "1"]), "OK\n");
     let run = refused(&cluster, &alice_pw, &["get", "/other"]);
     assert!(run.stderr.contains("permission denied"), "{run:?}");
-    let run = refused(&cluster, &with_user(&anonymous, "alice:wrong"), &["get", "/app/x"]);
+    let run = refused(
+        &cluster,
+        &with_user(&anonymous, "alice:wrong"),
+        &["get", "/app/x"],
+    );
     assert!(run.stderr.contains("authentication failed"), "{run:?}");
 
     // alice by certificate: her permissions, no password.
     assert_eq!(ok(&cluster, &as_alice, &["put", "/app/y", "2"]), "OK\n");
     assert_eq!(
-        ok(&cluster, &as_alice, &["get", "/app/", "--prefix", "--print-value-only"]),
+        ok(
+            &cluster,
+            &as_alice,
+            &["get", "/app/", "--prefix", "--print-value-only"]
+        ),
         "1\n2\n"
     );
     let run = refused(&cluster, &as_alice, &["put", "/other", "3"]);
@@ -188,7 +206,14 @@ async fn the_etcd_client_crate_works_with_a_ca_a_client_certificate_and_a_user()
     ok(
         &cluster,
         &as_root,
-        &["role", "grant-permission", "--prefix=true", "app", "readwrite", "/app/"],
+        &[
+            "role",
+            "grant-permission",
+            "--prefix=true",
+            "app",
+            "readwrite",
+            "/app/",
+        ],
     );
     ok(&cluster, &as_root, &["user", "add", "bob:bobpw"]);
     ok(&cluster, &as_root, &["user", "grant-role", "bob", "app"]);

@@ -181,7 +181,7 @@ async fn rotating_every_certificate_under_running_writes_fails_no_request() {
     let count = etcdctl(
         &n3_url,
         &etcdctl_tls(&ca, Some(&identity)),
-        &["get", "/rot/", "--prefix", "--count-only", "-w", "json"],
+        &["get", "/rot/", "--prefix", "--keys-only", "-w", "json"],
     );
     assert!(
         count.stdout.contains(&format!("\"count\":{written}")),
@@ -223,7 +223,9 @@ async fn garbage_truncated_and_stalled_handshakes_cost_only_their_connection() {
         for bytes in [
             b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
             b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec(),
-            (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect(),
+            (0..4096u32)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+                .collect(),
         ] {
             let mut stream = connect(url).await;
             stream.write_all(&bytes).await.expect("send garbage");
