@@ -22,7 +22,7 @@ deps:
 	scripts/install-deps.sh
 
 ## Conclave vs etcd 3.4 side by side (3 members each, loopback), and Conclave with TLS vs
-## without (the TLS row); writes docs/benchmarks.md.
+## without (the TLS rows); writes docs/benchmarks.md.
 bench: deps
 	scripts/bench.sh
 

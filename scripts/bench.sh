@@ -8,8 +8,8 @@
 #  3. measures the disk's fsync latency (conclave-bench fsync-probe, on the data dirs' disk);
 #  4. runs the workload set alternately: for each workload Conclave, then etcd, with the same
 #     conclave-bench command line;
-#  5. the TLS row: the put workload on the plaintext Conclave cluster and on a third cluster
-#     (t1..t3) with TLS on every port, one right after the other;
+#  5. the TLS rows: put and linearizable range, each on the plaintext Conclave cluster and
+#     on a third cluster (t1..t3) with TLS on every port, one right after the other;
 #  6. reads each member's peak RSS (VmHWM) and data-dir size, and writes docs/benchmarks.md.
 # Every process it started is stopped on exit, Ctrl-C or failure (the temp dir is kept after
 # a failure, for the logs).
@@ -18,7 +18,7 @@
 #   BENCH_KEEP=1         keep the temp dir (data dirs, logs, JSON results)
 #   BENCH_OUT=path       where to write the document (default docs/benchmarks.md)
 #   BENCH_WORKLOADS="put-64 ..."  run only these workloads (names below; "none" for just
-#                        the TLS row), for a quick look: write BENCH_OUT elsewhere then
+#                        the TLS rows), for a quick look: write BENCH_OUT elsewhere then
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -144,7 +144,7 @@ echo "# etcd:" >>"$results/commands.txt"
 start_member etcd "$(command -v etcd)" e1 51379 51380 "$etcd_cluster" etcd-bench
 start_member etcd "$(command -v etcd)" e2 52379 52380 "$etcd_cluster" etcd-bench
 start_member etcd "$(command -v etcd)" e3 53379 53380 "$etcd_cluster" etcd-bench
-echo "# Conclave with TLS (the TLS row; \$WORK/certs from scripts/gen-certs.sh):" >>"$results/commands.txt"
+echo "# Conclave with TLS (the TLS rows; \$WORK/certs from scripts/gen-certs.sh):" >>"$results/commands.txt"
 start_member conclave-tls "$conclave" t1 44379 44380 "$tls_cluster" conclave-tls-bench
 start_member conclave-tls "$conclave" t2 45379 45380 "$tls_cluster" conclave-tls-bench
 start_member conclave-tls "$conclave" t3 46379 46380 "$tls_cluster" conclave-tls-bench
@@ -218,20 +218,28 @@ for w in "${workloads[@]}"; do
 done
 
 # --- 5. TLS -------------------------------------------------------------------------------------
-tls_args="--conns 16 --clients 256 --duration $d put"
-printf '%s\n' "$tls_args" >"$results/tls.tsv"
-[ "$(others_running)" -gt 0 ] && busy_at+=(tls-put)
-for variant in plain tls; do
-  eps=$conclave_eps extra=()
-  [ "$variant" = tls ] && eps=$tls_eps extra=("${tls_client[@]}")
-  log "tls-put on conclave ($variant): conclave-bench ${extra[*]+${extra[*]}} $tls_args"
-  # shellcheck disable=SC2086 # tls_args is a word list on purpose
-  if ! "$bench" --endpoints "$eps" ${extra[@]+"${extra[@]}"} --out "$results/tls-put.$variant.json" $tls_args; then
-    echo "bench: tls-put ($variant) failed" >&2
-    failed=$((failed + 1))
-  fi
-  check_alive
-  sleep 2
+# name | conclave-bench arguments: each on the plaintext cluster, then on the TLS one.
+tls_workloads=(
+  "tls-put|--conns 16 --clients 256 --duration $d put"
+  "tls-range-l|--conns 16 --clients 256 --duration $d range --consistency l"
+)
+: >"$results/tls.tsv"
+for w in "${tls_workloads[@]}"; do
+  IFS='|' read -r name args <<<"$w"
+  printf '%s\t%s\n' "$name" "$args" >>"$results/tls.tsv"
+  [ "$(others_running)" -gt 0 ] && busy_at+=("$name")
+  for variant in plain tls; do
+    eps=$conclave_eps extra=()
+    [ "$variant" = tls ] && eps=$tls_eps extra=("${tls_client[@]}")
+    log "$name on conclave ($variant): conclave-bench ${extra[*]+${extra[*]}} $args"
+    # shellcheck disable=SC2086 # args is a word list on purpose
+    if ! "$bench" --endpoints "$eps" ${extra[@]+"${extra[@]}"} --out "$results/$name.$variant.json" $args; then
+      echo "bench: $name ($variant) failed" >&2
+      failed=$((failed + 1))
+    fi
+    check_alive
+    sleep 2
+  done
 done
 
 # --- 6. resources and the document ----------------------------------------------------------

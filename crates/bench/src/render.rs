@@ -353,59 +353,63 @@ pub fn render(dir: &Path) -> Result<String> {
     Ok(o)
 }
 
-/// Errors by kind, or 0.
-/// The TLS row: the same put workload on the plaintext Conclave cluster and on a
-/// Conclave cluster with TLS on every port (client mTLS, peer TLS), alternately, in the
-/// same run (`tls-put.plain.json`, `tls-put.tls.json`, `tls.tsv` with the arguments).
+/// The TLS rows: each workload of `tls.tsv` (`name<TAB>arguments` per line) run on the
+/// plaintext Conclave cluster and on a Conclave cluster with TLS on every port (client
+/// mTLS, peer TLS), one right after the other in the same run (`{name}.plain.json`,
+/// `{name}.tls.json`).
 fn tls_section(dir: &Path, w: &mut String) -> Result<()> {
-    let Ok(args) = read(dir, "tls.tsv") else {
+    let Ok(list) = read(dir, "tls.tsv") else {
         return Ok(());
     };
     writeln!(w, "## TLS")?;
     writeln!(w)?;
     writeln!(
         w,
-        "The same put workload against the plaintext Conclave cluster above and against a \
-         second Conclave cluster with TLS on every port (`https://` client and peer URLs, \
+        "Each workload against the plaintext Conclave cluster above and against a second \
+         Conclave cluster with TLS on every port (`https://` client and peer URLs, \
          `--client-cert-auth` and `--peer-client-cert-auth`, ECDSA P-256 certificates, TLS \
          1.3), one right after the other. The bench client dials through the same rustls \
          connector as the SDK and the gateway. Ratios are TLS/plaintext."
     )?;
     writeln!(w)?;
-    writeln!(w, "`conclave-bench --endpoints <3 members> {}`", args.trim())?;
-    writeln!(w)?;
-    writeln!(w, "| | ops/s | p50 | p99 | p99.9 | errors |")?;
-    writeln!(w, "| --- | --- | --- | --- | --- | --- |")?;
-    let plain = report(dir, "tls-put.plain.json");
-    let tls = report(dir, "tls-put.tls.json");
-    for (what, rep) in [("plaintext", &plain), ("TLS", &tls)] {
-        match rep {
-            Some(x) => writeln!(
-                w,
-                "| {what} | {:.0} | {} | {} | {} | {} |",
-                x.ops_per_sec,
-                ms(x.latency_ms.p50),
-                ms(x.latency_ms.p99),
-                ms(x.latency_ms.p999),
-                errors_cell(x)
-            )?,
-            None => writeln!(w, "| {what} | run failed | | | | |")?,
+    writeln!(w, "| workload | | ops/s | p50 | p99 | p99.9 | errors |")?;
+    writeln!(w, "| --- | --- | --- | --- | --- | --- | --- |")?;
+    for line in list.lines().filter(|l| !l.trim().is_empty()) {
+        let (name, args) = line.split_once('\t').unwrap_or((line, ""));
+        let label = format!("`{}`", args.trim());
+        let plain = report(dir, &format!("{name}.plain.json"));
+        let tls = report(dir, &format!("{name}.tls.json"));
+        for (what, rep) in [("plaintext", &plain), ("TLS", &tls)] {
+            let first = if what == "plaintext" { label.as_str() } else { "" };
+            match rep {
+                Some(x) => writeln!(
+                    w,
+                    "| {first} | {what} | {:.0} | {} | {} | {} | {} |",
+                    x.ops_per_sec,
+                    ms(x.latency_ms.p50),
+                    ms(x.latency_ms.p99),
+                    ms(x.latency_ms.p999),
+                    errors_cell(x)
+                )?,
+                None => writeln!(w, "| {first} | {what} | run failed | | | | |")?,
+            }
         }
-    }
-    if let (Some(p), Some(t)) = (&plain, &tls) {
-        writeln!(
-            w,
-            "| **TLS/plaintext** | **{}** | {} | {} | {} | |",
-            fmt_ratio(ratio(t.ops_per_sec, p.ops_per_sec)),
-            fmt_ratio(ratio(t.latency_ms.p50, p.latency_ms.p50)),
-            fmt_ratio(ratio(t.latency_ms.p99, p.latency_ms.p99)),
-            fmt_ratio(ratio(t.latency_ms.p999, p.latency_ms.p999)),
-        )?;
+        if let (Some(p), Some(t)) = (&plain, &tls) {
+            writeln!(
+                w,
+                "| | **TLS/plaintext** | **{}** | {} | {} | {} | |",
+                fmt_ratio(ratio(t.ops_per_sec, p.ops_per_sec)),
+                fmt_ratio(ratio(t.latency_ms.p50, p.latency_ms.p50)),
+                fmt_ratio(ratio(t.latency_ms.p99, p.latency_ms.p99)),
+                fmt_ratio(ratio(t.latency_ms.p999, p.latency_ms.p999)),
+            )?;
+        }
     }
     writeln!(w)?;
     Ok(())
 }
 
+/// Errors by kind, or 0.
 fn errors_cell(r: &Report) -> String {
     if r.error_counts.is_empty() {
         return "0".into();

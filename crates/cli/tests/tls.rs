@@ -1,5 +1,5 @@
 //! `conclavectl` with etcdctl's TLS flags against a 3-member cluster with mutual TLS on
-//! the client port and peer TLS.
+//! the client port and peer TLS, with and without `--user`.
 
 mod common;
 
@@ -106,4 +106,46 @@ async fn conclavectl_uses_cacert_cert_and_key_and_names_the_flags_to_check_when_
     // --cert without --key is a usage error.
     let usage = run_with(ctl(&endpoints, &["--cert", cert.as_str(), "get", "k"]), None).await;
     assert_eq!(usage.status.code(), Some(2), "{}", text(&usage.stderr));
+
+    // Auth over the same TLS flags: --user names the user, whatever the certificate's
+    // Common Name ("root", which names root under --client-cert-auth).
+    for step in [
+        &["user", "add", "root:rootpw"][..],
+        &["role", "add", "root"],
+        &["user", "grant-role", "root", "root"],
+        &["role", "add", "app"],
+        &[
+            "role",
+            "grant-permission",
+            "app",
+            "--prefix=true",
+            "readwrite",
+            "/app/",
+        ],
+        &["user", "add", "alice:alicepw"],
+        &["user", "grant-role", "alice", "app"],
+        &["auth", "enable"],
+    ] {
+        let out = run_with(with(step), None).await;
+        assert!(out.status.success(), "{step:?}: {}", text(&out.stderr));
+    }
+    let put = run_with(with(&["--user", "alice:alicepw", "put", "/app/tls", "1"]), None).await;
+    assert!(put.status.success(), "{}", text(&put.stderr));
+    let denied = run_with(with(&["--user", "alice:alicepw", "put", "/ctl/tls", "2"]), None).await;
+    assert!(!denied.status.success());
+    assert!(
+        text(&denied.stderr).contains("etcdserver: permission denied"),
+        "{}",
+        text(&denied.stderr)
+    );
+    let wrong = run_with(with(&["--user", "alice:nope", "get", "/app/tls"]), None).await;
+    assert!(!wrong.status.success());
+    assert!(
+        text(&wrong.stderr).contains("authentication failed, invalid user ID or password"),
+        "{}",
+        text(&wrong.stderr)
+    );
+    // The certificate alone is root: it may read what alice may not write.
+    let get = run_with(with(&["get", "/ctl/tls", "--print-value-only"]), None).await;
+    assert_eq!(text(&get.stdout), "secure\n", "{}", text(&get.stderr));
 }

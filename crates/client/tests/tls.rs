@@ -1,12 +1,14 @@
 //! The SDK over TLS against a real 3-member cluster with mutual TLS on the client port
 //! and peer TLS: `https://` and scheme-less endpoints, a CA and a client certificate, the
-//! server-name override, and refusals (no client certificate, another CA, a wrong name).
+//! server-name override, refusals (no client certificate, another CA, a wrong name), and
+//! credentials over mutual TLS.
 
 mod common;
 
 use std::time::Duration;
 
 use common::fast_options;
+use conclave_client::auth::{Permission, PermissionType};
 use conclave_client::{Client, ClientOptions, Error, Tls, TlsSettings};
 use conclave_testkit::{TlsCluster, TlsClusterOptions};
 
@@ -131,4 +133,69 @@ fn tls_settings_with_a_mismatched_key_fail_naming_both_files() {
     assert!(text.contains(&a.cert.display().to_string()), "{text}");
     assert!(text.contains(&b.key.display().to_string()), "{text}");
     assert!(matches!(error, Error::Tls(_)), "{error:?}");
+}
+
+/// TLS and credentials together: the SDK logs in over mutual TLS, and the user's token,
+/// not the client certificate's Common Name ("root"), decides what it may do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn credentials_over_mutual_tls_act_as_the_user_not_the_certificate() {
+    let bin = conclave_testkit::node_binary().expect("node binary");
+    let mut tls_options = TlsClusterOptions::default();
+    tls_options
+        .extra_args
+        .extend(["--bcrypt-cost".into(), "4".into()]);
+    let cluster = TlsCluster::start(&bin, tls_options).expect("start");
+    for i in 1..=3 {
+        cluster
+            .wait_healthy(i, Duration::from_secs(30))
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", cluster.log_dump()));
+    }
+    let urls = cluster.client_urls();
+    let admin = Client::connect_with(&urls, options(with_identity(&cluster)))
+        .await
+        .expect("admin client");
+    let auth = admin.auth();
+    auth.user_add("root", Some("root-pw"))
+        .await
+        .expect("user add root");
+    auth.role_add("root").await.expect("role add root");
+    auth.user_grant_role("root", "root").await.expect("grant root");
+    auth.role_add("app").await.expect("role add app");
+    auth.role_grant_permission("app", Permission::prefix(PermissionType::ReadWrite, "/app/"))
+        .await
+        .expect("grant /app/");
+    auth.user_add("alice", Some("alice-pw"))
+        .await
+        .expect("user add alice");
+    auth.user_grant_role("alice", "app").await.expect("grant app");
+    auth.enable().await.expect("auth enable");
+
+    let alice = Client::connect_with(
+        &urls,
+        options(with_identity(&cluster)).credentials("alice", "alice-pw"),
+    )
+    .await
+    .expect("alice over TLS");
+    alice.put("/app/tls", "1").await.expect("put inside the grant");
+    assert!(alice.get("/app/tls").await.expect("get").is_some());
+    assert!(
+        matches!(alice.put("/other", "1").await, Err(Error::PermissionDenied)),
+        "the token names alice, whose role covers /app/ only"
+    );
+    let wrong = Client::connect_with(
+        &urls,
+        options(with_identity(&cluster)).credentials("alice", "not-her-password"),
+    )
+    .await;
+    let refused = match wrong {
+        Ok(client) => client.get("/app/tls").await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    assert!(matches!(refused, Err(Error::AuthenticationFailed)), "{refused:?}");
+    // The certificate alone (CN root, under --client-cert-auth) is root.
+    admin
+        .put("/other", "by-certificate")
+        .await
+        .expect("root by certificate");
 }
