@@ -8,8 +8,8 @@
 #  3. measures the disk's fsync latency (conclave-bench fsync-probe, on the data dirs' disk);
 #  4. runs the workload set alternately: for each workload Conclave, then etcd, with the same
 #     conclave-bench command line;
-#  5. the TLS rows: put and linearizable range, each on the plaintext Conclave cluster and
-#     on a third cluster (t1..t3) with TLS on every port, one right after the other;
+#  5. the TLS rows: put and linearizable range, each on a fresh plaintext Conclave cluster
+#     (p1..p3) and on a fresh one (t1..t3) with TLS on every port, one right after the other;
 #  6. reads each member's peak RSS (VmHWM) and data-dir size, and writes docs/benchmarks.md.
 # Every process it started is stopped on exit, Ctrl-C or failure (the temp dir is kept after
 # a failure, for the logs).
@@ -94,7 +94,7 @@ trap 'exit 143' TERM
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for p in 41379 41380 42379 42380 43379 43380 44379 44380 45379 45380 46379 46380 \
-  51379 51380 52379 52380 53379 53380; do
+  47379 47380 48379 48380 49379 49380 51379 51380 52379 52380 53379 53380; do
   port_free "$p" || die "port $p is in use (another bench still running?)"
 done
 
@@ -104,6 +104,11 @@ etcd_cluster="e1=http://127.0.0.1:51380,e2=http://127.0.0.1:52380,e3=http://127.
 conclave_eps="127.0.0.1:41379,127.0.0.1:42379,127.0.0.1:43379"
 etcd_eps="127.0.0.1:51379,127.0.0.1:52379,127.0.0.1:53379"
 
+# The TLS rows compare two clusters with the same history: a plaintext one (p1..p3) and
+# one with TLS (t1..t3), both fresh when the rows run (c1..c3 has the whole workload set
+# behind it by then, which alone makes it slower).
+plain_cluster="p1=http://127.0.0.1:47380,p2=http://127.0.0.1:48380,p3=http://127.0.0.1:49380"
+plain_eps="127.0.0.1:47379,127.0.0.1:48379,127.0.0.1:49379"
 # The TLS cluster: certificates from scripts/gen-certs.sh (ECDSA P-256), mutual TLS on
 # both ports, as `make cluster TLS=1` runs it.
 tls_cluster="t1=https://127.0.0.1:44380,t2=https://127.0.0.1:45380,t3=https://127.0.0.1:46380"
@@ -144,7 +149,10 @@ echo "# etcd:" >>"$results/commands.txt"
 start_member etcd "$(command -v etcd)" e1 51379 51380 "$etcd_cluster" etcd-bench
 start_member etcd "$(command -v etcd)" e2 52379 52380 "$etcd_cluster" etcd-bench
 start_member etcd "$(command -v etcd)" e3 53379 53380 "$etcd_cluster" etcd-bench
-echo "# Conclave with TLS (the TLS rows; \$WORK/certs from scripts/gen-certs.sh):" >>"$results/commands.txt"
+echo "# Conclave plaintext and with TLS, for the TLS rows (\$WORK/certs from scripts/gen-certs.sh):" >>"$results/commands.txt"
+start_member conclave-plain "$conclave" p1 47379 47380 "$plain_cluster" conclave-plain-bench
+start_member conclave-plain "$conclave" p2 48379 48380 "$plain_cluster" conclave-plain-bench
+start_member conclave-plain "$conclave" p3 49379 49380 "$plain_cluster" conclave-plain-bench
 start_member conclave-tls "$conclave" t1 44379 44380 "$tls_cluster" conclave-tls-bench
 start_member conclave-tls "$conclave" t2 45379 45380 "$tls_cluster" conclave-tls-bench
 start_member conclave-tls "$conclave" t3 46379 46380 "$tls_cluster" conclave-tls-bench
@@ -173,8 +181,9 @@ wait_healthy() { # endpoints [etcdctl TLS flags...]
 }
 wait_healthy "$conclave_eps"
 wait_healthy "$etcd_eps"
+wait_healthy "$plain_eps"
 wait_healthy "$tls_eps" "${tls_client[@]}"
-echo "all three clusters healthy" >&2
+echo "all four clusters healthy" >&2
 
 # --- 3. disk ---------------------------------------------------------------------------------
 log "fsync probe ($work)"
@@ -229,7 +238,7 @@ for w in "${tls_workloads[@]}"; do
   printf '%s\t%s\n' "$name" "$args" >>"$results/tls.tsv"
   [ "$(others_running)" -gt 0 ] && busy_at+=("$name")
   for variant in plain tls; do
-    eps=$conclave_eps extra=()
+    eps=$plain_eps extra=()
     [ "$variant" = tls ] && eps=$tls_eps extra=("${tls_client[@]}")
     log "$name on conclave ($variant): conclave-bench ${extra[*]+${extra[*]}} $args"
     # shellcheck disable=SC2086 # args is a word list on purpose
@@ -247,7 +256,7 @@ log "peak RSS and data-dir sizes"
 : >"$results/nodes.tsv"
 for i in "${!pids[@]}"; do
   # The Conclave vs etcd table compares the plaintext clusters.
-  [ "${systems[$i]}" = conclave-tls ] && continue
+  [ "${systems[$i]}" = conclave ] || [ "${systems[$i]}" = etcd ] || continue
   hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/${pids[$i]}/status" 2>/dev/null || echo 0)
   size=$(du -sb "${dirs[$i]}" | cut -f1)
   printf '%s\t%s\t%s\t%s\n' "${systems[$i]}" "${names[$i]}" "${hwm:-0}" "$size" | tee -a "$results/nodes.tsv" >&2

@@ -365,10 +365,11 @@ fn tls_section(dir: &Path, w: &mut String) -> Result<()> {
     writeln!(w)?;
     writeln!(
         w,
-        "Each workload against the plaintext Conclave cluster above and against a second \
-         Conclave cluster with TLS on every port (`https://` client and peer URLs, \
-         `--client-cert-auth` and `--peer-client-cert-auth`, ECDSA P-256 certificates, TLS \
-         1.3), one right after the other. The bench client dials through the same rustls \
+        "Each workload against a plaintext Conclave cluster and against a Conclave cluster \
+         with TLS on every port (`https://` client and peer URLs, `--client-cert-auth` and \
+         `--peer-client-cert-auth`, ECDSA P-256 certificates, TLS 1.3), one right after the \
+         other; both clusters are started with the others and get only these workloads, so \
+         they have the same history. The bench client dials through the same rustls \
          connector as the SDK and the gateway. Ratios are TLS/plaintext."
     )?;
     writeln!(w)?;
