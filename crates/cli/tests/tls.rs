@@ -11,13 +11,9 @@ use conclave_testkit::{TlsCluster, TlsClusterOptions};
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn conclavectl_uses_cacert_cert_and_key_and_names_the_flags_to_check_when_refused() {
     let bin = conclave_testkit::node_binary().expect("node binary");
-    let cluster = TlsCluster::start(&bin, TlsClusterOptions::default()).expect("start");
-    for i in 1..=3 {
-        cluster
-            .wait_healthy(i, Duration::from_secs(30))
-            .await
-            .unwrap_or_else(|e| panic!("{e}\n{}", cluster.log_dump()));
-    }
+    let cluster = TlsCluster::start_healthy(&bin, TlsClusterOptions::default(), Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let endpoints = cluster.client_urls().join(",");
     let ca = cluster.ca().ca_file().display().to_string();
     let me = cluster.client_identity();

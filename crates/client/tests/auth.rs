@@ -6,15 +6,12 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{fast_options, leader, start_cluster_with};
+use common::{fast_options, leader, set_up_auth, start_cluster_with, ALICE_PW, ROOT_PW};
 use conclave_client::auth::{Permission, PermissionType};
 use conclave_client::watch::Watch;
 use conclave_client::{Client, ClientOptions, Error, EventKind};
 use conclave_testkit::{wait_until, Cluster};
 use futures::StreamExt;
-
-const ROOT_PW: &str = "root-pw";
-const ALICE_PW: &str = "alice-pw";
 
 /// bcrypt cost 4 keeps logins quick in tests.
 fn start(size: usize, extra: &[&str]) -> Cluster {
@@ -48,19 +45,7 @@ async fn secure(cluster: &Cluster) -> Client {
     let admin = Client::connect_with(endpoints(cluster, &all(cluster)), fast_options())
         .await
         .expect("admin client");
-    let auth = admin.auth();
-    auth.user_add("root", Some(ROOT_PW)).await.expect("user add root");
-    auth.role_add("root").await.expect("role add root");
-    auth.user_grant_role("root", "root").await.expect("grant root");
-    auth.role_add("app").await.expect("role add app");
-    auth.role_grant_permission("app", Permission::prefix(PermissionType::ReadWrite, "/app/"))
-        .await
-        .expect("grant /app/");
-    auth.user_add("alice", Some(ALICE_PW))
-        .await
-        .expect("user add alice");
-    auth.user_grant_role("alice", "app").await.expect("grant app");
-    auth.enable().await.expect("auth enable");
+    set_up_auth(&admin).await;
     client_as(cluster, &all(cluster), "root", ROOT_PW)
         .await
         .expect("root client")

@@ -7,21 +7,19 @@ mod common;
 
 use std::time::Duration;
 
-use common::fast_options;
-use conclave_client::auth::{Permission, PermissionType};
+use common::{fast_options, set_up_auth, ALICE_PW};
 use conclave_client::{Client, ClientOptions, Error, Tls, TlsSettings};
 use conclave_testkit::{TlsCluster, TlsClusterOptions};
 
-async fn cluster() -> TlsCluster {
+async fn cluster_with(options: TlsClusterOptions) -> TlsCluster {
     let bin = conclave_testkit::node_binary().expect("node binary");
-    let cluster = TlsCluster::start(&bin, TlsClusterOptions::default()).expect("start");
-    for i in 1..=3 {
-        cluster
-            .wait_healthy(i, Duration::from_secs(30))
-            .await
-            .unwrap_or_else(|e| panic!("{e}\n{}", cluster.log_dump()));
-    }
-    cluster
+    TlsCluster::start_healthy(&bin, options, Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+async fn cluster() -> TlsCluster {
+    cluster_with(TlsClusterOptions::default()).await
 }
 
 fn trusting(cluster: &TlsCluster) -> TlsSettings {
@@ -139,41 +137,20 @@ fn tls_settings_with_a_mismatched_key_fail_naming_both_files() {
 /// not the client certificate's Common Name ("root"), decides what it may do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn credentials_over_mutual_tls_act_as_the_user_not_the_certificate() {
-    let bin = conclave_testkit::node_binary().expect("node binary");
     let mut tls_options = TlsClusterOptions::default();
     tls_options
         .extra_args
         .extend(["--bcrypt-cost".into(), "4".into()]);
-    let cluster = TlsCluster::start(&bin, tls_options).expect("start");
-    for i in 1..=3 {
-        cluster
-            .wait_healthy(i, Duration::from_secs(30))
-            .await
-            .unwrap_or_else(|e| panic!("{e}\n{}", cluster.log_dump()));
-    }
+    let cluster = cluster_with(tls_options).await;
     let urls = cluster.client_urls();
     let admin = Client::connect_with(&urls, options(with_identity(&cluster)))
         .await
         .expect("admin client");
-    let auth = admin.auth();
-    auth.user_add("root", Some("root-pw"))
-        .await
-        .expect("user add root");
-    auth.role_add("root").await.expect("role add root");
-    auth.user_grant_role("root", "root").await.expect("grant root");
-    auth.role_add("app").await.expect("role add app");
-    auth.role_grant_permission("app", Permission::prefix(PermissionType::ReadWrite, "/app/"))
-        .await
-        .expect("grant /app/");
-    auth.user_add("alice", Some("alice-pw"))
-        .await
-        .expect("user add alice");
-    auth.user_grant_role("alice", "app").await.expect("grant app");
-    auth.enable().await.expect("auth enable");
+    set_up_auth(&admin).await;
 
     let alice = Client::connect_with(
         &urls,
-        options(with_identity(&cluster)).credentials("alice", "alice-pw"),
+        options(with_identity(&cluster)).credentials("alice", ALICE_PW),
     )
     .await
     .expect("alice over TLS");

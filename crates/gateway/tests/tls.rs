@@ -73,14 +73,9 @@ fn put_and_get(ca: &Path, base: &str, key: &str) {
 
 async fn cluster() -> TlsCluster {
     let bin = conclave_testkit::node_binary().expect("node binary");
-    let cluster = TlsCluster::start(&bin, TlsClusterOptions::default()).expect("start");
-    for i in 1..=3 {
-        cluster
-            .wait_healthy(i, WAIT)
-            .await
-            .unwrap_or_else(|e| panic!("{e}\n{}", cluster.log_dump()));
-    }
-    cluster
+    TlsCluster::start_healthy(&bin, TlsClusterOptions::default(), WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn s(path: &Path) -> String {

@@ -15,15 +15,9 @@ use etcd_client::{Certificate, ConnectOptions, Identity, TlsOptions};
 const HEALTHY: Duration = Duration::from_secs(30);
 
 async fn started(options: TlsClusterOptions) -> TlsCluster {
-    let size = options.size;
-    let cluster = TlsCluster::start(bin(), options).expect("start a TLS cluster");
-    for i in 1..=size {
-        cluster
-            .wait_healthy(i, HEALTHY)
-            .await
-            .unwrap_or_else(|e| panic!("{e}\n{}", cluster.log_dump()));
-    }
-    cluster
+    TlsCluster::start_healthy(bin(), options, HEALTHY)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// `flags` plus `--user=<user>`.

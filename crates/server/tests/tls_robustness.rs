@@ -18,21 +18,13 @@ use tokio::net::TcpStream;
 const HEALTHY: Duration = Duration::from_secs(30);
 
 async fn started(size: usize) -> TlsCluster {
-    let cluster = TlsCluster::start(
-        bin(),
-        TlsClusterOptions {
-            size,
-            ..TlsClusterOptions::default()
-        },
-    )
-    .expect("start a TLS cluster");
-    for i in 1..=size {
-        cluster
-            .wait_healthy(i, HEALTHY)
-            .await
-            .unwrap_or_else(|e| panic!("{e}\n{}", cluster.log_dump()));
-    }
-    cluster
+    let options = TlsClusterOptions {
+        size,
+        ..TlsClusterOptions::default()
+    };
+    TlsCluster::start_healthy(bin(), options, HEALTHY)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Successful and failed writes of one writer.

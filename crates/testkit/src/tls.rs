@@ -282,9 +282,27 @@ impl TlsCluster {
         &self.dir
     }
 
+    /// [`TlsCluster::start`], then waits until every initial member is healthy
+    /// ([`TlsCluster::wait_healthy`]); a member that is not fails the start with the
+    /// members' logs in the error.
+    pub async fn start_healthy(
+        bin: &Path,
+        options: TlsClusterOptions,
+        timeout: Duration,
+    ) -> Result<TlsCluster> {
+        let size = options.size;
+        let cluster = TlsCluster::start(bin, options)?;
+        for i in 1..=size {
+            if let Err(e) = cluster.wait_healthy(i, timeout).await {
+                return Err(Error::Setup(format!("{e}\n{}", cluster.log_dump())));
+            }
+        }
+        Ok(cluster)
+    }
+
     /// Waits until member `index` answers the gRPC health check SERVING over TLS (with
-    /// the main CA and [`TlsCluster::client_identity`]): it has a leader and a
-    /// linearizable read succeeds.
+    /// the main CA and [`TlsCluster::client_identity`]): it has a leader, a linearizable
+    /// read succeeds and its client URLs are published.
     pub async fn wait_healthy(&self, index: usize, timeout: Duration) -> Result<()> {
         let member = self.member(index)?;
         let tls = Arc::new(

@@ -71,3 +71,27 @@ pub fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
 }
+
+/// root's password in [`set_up_auth`].
+pub const ROOT_PW: &str = "root-pw";
+/// alice's password in [`set_up_auth`].
+pub const ALICE_PW: &str = "alice-pw";
+
+/// Through `admin` (auth disabled): root with the root role, role `app` with READWRITE on
+/// `/app/`, user alice with `app`; then auth enabled.
+pub async fn set_up_auth(admin: &Client) {
+    use conclave_client::auth::{Permission, PermissionType};
+    let auth = admin.auth();
+    auth.user_add("root", Some(ROOT_PW)).await.expect("user add root");
+    auth.role_add("root").await.expect("role add root");
+    auth.user_grant_role("root", "root").await.expect("grant root");
+    auth.role_add("app").await.expect("role add app");
+    auth.role_grant_permission("app", Permission::prefix(PermissionType::ReadWrite, "/app/"))
+        .await
+        .expect("grant /app/");
+    auth.user_add("alice", Some(ALICE_PW))
+        .await
+        .expect("user add alice");
+    auth.user_grant_role("alice", "app").await.expect("grant app");
+    auth.enable().await.expect("auth enable");
+}
