@@ -5,11 +5,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::etcdctl::Running;
 use common::*;
 use conclave_testkit::{leader_index, Cluster};
 
@@ -44,77 +43,6 @@ fn ok(cluster: &Cluster, args: &[&str]) -> String {
     text
 }
 
-/// A long-running etcdctl (watch, elect, lock) whose stdout lines arrive on a channel.
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Running {
-    fn start(cluster: &Cluster, args: &[&str]) -> Running {
-        let mut child = Command::new("etcdctl")
-            .env("ETCDCTL_API", "3")
-            .arg(format!("--endpoints={}", endpoints(cluster)))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("etcdctl");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Running { child, lines }
-    }
-
-    /// The next `n` lines, waiting at most `timeout` for each.
-    fn lines(&self, n: usize, timeout: Duration) -> Vec<String> {
-        (0..n)
-            .map(|_| {
-                self.lines
-                    .recv_timeout(timeout)
-                    .expect("etcdctl printed nothing in time")
-            })
-            .collect()
-    }
-
-    /// Ctrl-C: etcdctl resigns / unlocks and revokes its session lease, then exits.
-    fn interrupt(mut self) {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .expect("kill -INT");
-        assert!(sent.success());
-        let deadline = std::time::Instant::now() + Duration::from_secs(15);
-        while std::time::Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("etcdctl did not exit after SIGINT");
-    }
-
-    /// Whether nothing is printed within `quiet`.
-    fn silent_for(&self, quiet: Duration) -> bool {
-        self.lines.recv_timeout(quiet).is_err()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn lease_id(granted: &str) -> String {
     // "lease 694d7c8c6f8a4a07 granted with TTL(60s)"
     granted.split_whitespace().nth(1).expect("lease id").to_string()
@@ -126,6 +54,7 @@ async fn etcdctl_watch_lease_member_endpoint_snapshot_alarm_elect_lock_and_move_
     leader_index(&cluster, Duration::from_secs(20))
         .await
         .expect("leader");
+    let eps = common::etcdctl::endpoints(&cluster);
     let line_wait = Duration::from_secs(15);
 
     // watch, incl. --prefix, --prev-kv and --rev (history).
@@ -138,7 +67,8 @@ async fn etcdctl_watch_lease_member_endpoint_snapshot_alarm_elect_lock_and_move_
         .and_then(|r| r.parse().ok())
         .expect("revision");
     let watch = Running::start(
-        &cluster,
+        &eps,
+        &[],
         &["watch", "/w/", "--prefix", "--prev-kv", &format!("--rev={rev}")],
     );
     assert_eq!(watch.lines(2, line_wait), vec!["PUT", "/w/a"]);
@@ -240,13 +170,13 @@ async fn etcdctl_watch_lease_member_endpoint_snapshot_alarm_elect_lock_and_move_
     ok(&cluster, &["alarm", "disarm"]);
 
     // elect: a campaigner holds leadership; observe (-l) prints it; a second waits.
-    let leader = Running::start(&cluster, &["elect", "e1", "first"]);
+    let leader = Running::start(&eps, &[], &["elect", "e1", "first"]);
     let lines = leader.lines(2, line_wait);
     assert!(lines[0].starts_with("e1/") && lines[1] == "first", "{lines:?}");
-    let observer = Running::start(&cluster, &["elect", "-l", "e1"]);
+    let observer = Running::start(&eps, &[], &["elect", "-l", "e1"]);
     let seen = observer.lines(2, line_wait);
     assert_eq!(seen[1], "first", "{seen:?}");
-    let second = Running::start(&cluster, &["elect", "e1", "second"]);
+    let second = Running::start(&eps, &[], &["elect", "e1", "second"]);
     assert!(
         second.silent_for(Duration::from_secs(2)),
         "a second campaigner became leader while the first held it"
@@ -258,9 +188,9 @@ async fn etcdctl_watch_lease_member_endpoint_snapshot_alarm_elect_lock_and_move_
     drop(observer);
 
     // lock: mutual exclusion between two etcdctl processes.
-    let holder = Running::start(&cluster, &["lock", "l1"]);
+    let holder = Running::start(&eps, &[], &["lock", "l1"]);
     assert!(holder.lines(1, line_wait)[0].starts_with("l1/"));
-    let waiter = Running::start(&cluster, &["lock", "l1"]);
+    let waiter = Running::start(&eps, &[], &["lock", "l1"]);
     assert!(
         waiter.silent_for(Duration::from_secs(2)),
         "two processes held the lock at once"

@@ -1,13 +1,15 @@
 //! Three members with peer TLS (--peer-cert-file/--peer-key-file/--peer-trusted-ca-file
 //! and --peer-client-cert-auth) and mutual TLS on the client port, against Debian's
-//! `etcdctl` 3.4; members whose peer certificate comes from another CA take no part and
-//! cannot join; a rotated peer certificate is presented without a restart.
+//! `etcdctl` 3.4 (put, get, watch, endpoint health and status, member list); members
+//! whose peer certificate comes from another CA take no part and cannot join; a rotated
+//! peer certificate is presented without a restart.
 
 mod common;
 
 use std::time::Duration;
 
 use common::bin;
+use common::etcdctl::Running;
 use common::tls::{etcdctl, etcdctl_tls, presented_common_name, Run};
 use conclave_testkit::{wait_until, wait_until_ok, TlsCluster, TlsClusterOptions};
 
@@ -57,8 +59,24 @@ async fn etcdctl_uses_a_three_member_cluster_with_peer_tls_and_client_certificat
     healthy(&cluster, &[1, 2, 3]).await;
     let urls = cluster.client_urls();
 
+    let tls = etcdctl_tls(cluster.ca().ca_file(), Some(cluster.client_identity()));
+    let watch = Running::start(&urls[1..2], &tls, &["watch", "/peer-tls", "--rev=1"]);
+    let health = run(&cluster, &urls, &["endpoint", "health"]);
+    assert!(health.success, "{health:?}");
+    assert_eq!(
+        health.stderr.matches("is healthy").count() + health.stdout.matches("is healthy").count(),
+        3,
+        "{health:?}"
+    );
     let put = run(&cluster, &urls[..1], &["put", "/peer-tls", "replicated"]);
     assert!(put.success, "{put:?}");
+    // The watch on n2 (from revision 1, so it cannot miss the put) sees it.
+    assert_eq!(
+        watch.lines(3, HEALTHY),
+        ["PUT", "/peer-tls", "replicated"],
+        "{}",
+        cluster.log_dump()
+    );
     // A linearizable read on another member needs a read index over the peer transport.
     let get = run(&cluster, &urls[2..], &["get", "/peer-tls", "--print-value-only"]);
     assert_eq!(get.stdout, "replicated\n", "{get:?}\n{}", cluster.log_dump());
