@@ -92,27 +92,29 @@ trap 'cleanup $?' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# Every port is below the kernel's ephemeral range (32768-60999 by default), so no
+# member's outgoing connection can hold one as its local port when a later member binds it.
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for p in 41379 41380 42379 42380 43379 43380 44379 44380 45379 45380 46379 46380 \
-  47379 47380 48379 48380 49379 49380 51379 51380 52379 52380 53379 53380; do
+for p in 12379 12380 13379 13380 14379 14380 15379 15380 16379 16380 17379 17380 \
+  18379 18380 19379 19380 20379 20380 25379 25380 26379 26380 27379 27380; do
   port_free "$p" || die "port $p is in use (another bench still running?)"
 done
 
 timing=(--heartbeat-interval 100 --election-timeout 1000)
-conclave_cluster="c1=http://127.0.0.1:41380,c2=http://127.0.0.1:42380,c3=http://127.0.0.1:43380"
-etcd_cluster="e1=http://127.0.0.1:51380,e2=http://127.0.0.1:52380,e3=http://127.0.0.1:53380"
-conclave_eps="127.0.0.1:41379,127.0.0.1:42379,127.0.0.1:43379"
-etcd_eps="127.0.0.1:51379,127.0.0.1:52379,127.0.0.1:53379"
+conclave_cluster="c1=http://127.0.0.1:12380,c2=http://127.0.0.1:13380,c3=http://127.0.0.1:14380"
+etcd_cluster="e1=http://127.0.0.1:25380,e2=http://127.0.0.1:26380,e3=http://127.0.0.1:27380"
+conclave_eps="127.0.0.1:12379,127.0.0.1:13379,127.0.0.1:14379"
+etcd_eps="127.0.0.1:25379,127.0.0.1:26379,127.0.0.1:27379"
 
 # The TLS rows compare two clusters with the same history: a plaintext one (p1..p3) and
 # one with TLS (t1..t3), both fresh when the rows run (c1..c3 has the whole workload set
 # behind it by then, which alone makes it slower).
-plain_cluster="p1=http://127.0.0.1:47380,p2=http://127.0.0.1:48380,p3=http://127.0.0.1:49380"
-plain_eps="127.0.0.1:47379,127.0.0.1:48379,127.0.0.1:49379"
+plain_cluster="p1=http://127.0.0.1:18380,p2=http://127.0.0.1:19380,p3=http://127.0.0.1:20380"
+plain_eps="127.0.0.1:18379,127.0.0.1:19379,127.0.0.1:20379"
 # The TLS cluster: certificates from scripts/gen-certs.sh (ECDSA P-256), mutual TLS on
 # both ports, as `make cluster TLS=1` runs it.
-tls_cluster="t1=https://127.0.0.1:44380,t2=https://127.0.0.1:45380,t3=https://127.0.0.1:46380"
-tls_eps="https://127.0.0.1:44379,https://127.0.0.1:45379,https://127.0.0.1:46379"
+tls_cluster="t1=https://127.0.0.1:15380,t2=https://127.0.0.1:16380,t3=https://127.0.0.1:17380"
+tls_eps="https://127.0.0.1:15379,https://127.0.0.1:16379,https://127.0.0.1:17379"
 certs=$work/certs
 scripts/gen-certs.sh "$certs" t1 t2 t3 t1-peer t2-peer t3-peer bench
 tls_client=(--cacert "$certs/ca.pem" --cert "$certs/bench.pem" --key "$certs/bench-key.pem")
@@ -142,20 +144,20 @@ start_member() { # system binary name client_port peer_port cluster token
 
 log "starting Conclave (c1..c3) and etcd $etcd_version (e1..e3) in $work"
 echo "# \$WORK: a fresh temp dir under target/ (the repository's disk). Conclave:" >"$results/commands.txt"
-start_member conclave "$conclave" c1 41379 41380 "$conclave_cluster" conclave-bench
-start_member conclave "$conclave" c2 42379 42380 "$conclave_cluster" conclave-bench
-start_member conclave "$conclave" c3 43379 43380 "$conclave_cluster" conclave-bench
+start_member conclave "$conclave" c1 12379 12380 "$conclave_cluster" conclave-bench
+start_member conclave "$conclave" c2 13379 13380 "$conclave_cluster" conclave-bench
+start_member conclave "$conclave" c3 14379 14380 "$conclave_cluster" conclave-bench
 echo "# etcd:" >>"$results/commands.txt"
-start_member etcd "$(command -v etcd)" e1 51379 51380 "$etcd_cluster" etcd-bench
-start_member etcd "$(command -v etcd)" e2 52379 52380 "$etcd_cluster" etcd-bench
-start_member etcd "$(command -v etcd)" e3 53379 53380 "$etcd_cluster" etcd-bench
+start_member etcd "$(command -v etcd)" e1 25379 25380 "$etcd_cluster" etcd-bench
+start_member etcd "$(command -v etcd)" e2 26379 26380 "$etcd_cluster" etcd-bench
+start_member etcd "$(command -v etcd)" e3 27379 27380 "$etcd_cluster" etcd-bench
 echo "# Conclave plaintext and with TLS, for the TLS rows (\$WORK/certs from scripts/gen-certs.sh):" >>"$results/commands.txt"
-start_member conclave-plain "$conclave" p1 47379 47380 "$plain_cluster" conclave-plain-bench
-start_member conclave-plain "$conclave" p2 48379 48380 "$plain_cluster" conclave-plain-bench
-start_member conclave-plain "$conclave" p3 49379 49380 "$plain_cluster" conclave-plain-bench
-start_member conclave-tls "$conclave" t1 44379 44380 "$tls_cluster" conclave-tls-bench
-start_member conclave-tls "$conclave" t2 45379 45380 "$tls_cluster" conclave-tls-bench
-start_member conclave-tls "$conclave" t3 46379 46380 "$tls_cluster" conclave-tls-bench
+start_member conclave-plain "$conclave" p1 18379 18380 "$plain_cluster" conclave-plain-bench
+start_member conclave-plain "$conclave" p2 19379 19380 "$plain_cluster" conclave-plain-bench
+start_member conclave-plain "$conclave" p3 20379 20380 "$plain_cluster" conclave-plain-bench
+start_member conclave-tls "$conclave" t1 15379 15380 "$tls_cluster" conclave-tls-bench
+start_member conclave-tls "$conclave" t2 16379 16380 "$tls_cluster" conclave-tls-bench
+start_member conclave-tls "$conclave" t3 17379 17380 "$tls_cluster" conclave-tls-bench
 {
   echo "CONCLAVE=$conclave_eps"
   echo "ETCD=$etcd_eps"
