@@ -6,6 +6,8 @@
 #   libnginx-mod-stream  NGINX's TCP proxy, for the TLS passthrough configuration
 #   openssl            generating certificates (make cluster TLS=1)
 #   bsdutils           script(1), a terminal for conclavectl's password prompt test
+#   iproute2           ip(8): network namespaces for the elect run virtual-IP test
+#   iputils-arping     arping, the gratuitous ARP of deploy/vip/conclave-vip.sh
 set -euo pipefail
 
 need=()
@@ -16,6 +18,8 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 [ -f /usr/lib/nginx/modules/ngx_stream_module.so ] || need+=(libnginx-mod-stream)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v script >/dev/null 2>&1 || need+=(bsdutils)
+command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || need+=(iproute2)
+command -v arping >/dev/null 2>&1 || [ -x /usr/sbin/arping ] || need+=(iputils-arping)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 sudo=""

@@ -8,10 +8,15 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod auth;
+mod election;
 mod group;
 mod tls;
 
 pub use auth::{AuthCommand, KeyRangeArgs, RoleCommand, UserAddArgs, UserCommand, UserPasswdArgs};
+pub use election::{
+    ElectArgs, ElectCommand, ElectLsArgs, ElectPingArgs, ElectRunArgs, ElectStatusArgs, ElectStepdownArgs,
+    SupervisorArgs,
+};
 pub use group::{GroupCommand, GroupSettingsArgs};
 pub use tls::TlsArgs;
 
@@ -130,6 +135,9 @@ pub enum Command {
     Auth(AuthCommand),
     /// Prints a shell completion script.
     Completion(CompletionArgs),
+    /// The supervisor process of `elect run` (started by it, not by hand).
+    #[command(hide = true)]
+    ElectSupervisor(SupervisorArgs),
 }
 
 /// Linearizable or serializable reads.
@@ -411,21 +419,6 @@ pub struct RestoreArgs {
     /// Peer URLs the member will listen on (default: the advertised peer URLs).
     #[arg(long)]
     pub listen_peer_urls: Option<String>,
-}
-
-/// `elect`.
-#[derive(Clone, Debug, Args)]
-pub struct ElectArgs {
-    /// The election's name.
-    pub name: String,
-    /// The value to proclaim as leader (required unless --listen).
-    pub proposal: Option<String>,
-    /// Observe: print every leader change instead of campaigning.
-    #[arg(short, long)]
-    pub listen: bool,
-    /// TTL of the session lease, in seconds: how long a leader that dies holds on.
-    #[arg(long, default_value_t = 10)]
-    pub ttl: u64,
 }
 
 /// `lock`.

@@ -165,6 +165,59 @@ pub enum Error {
     #[error("authentication rate limited: too many failed attempts, retry in a few seconds")]
     AuthRateLimited,
 
+    /// A configuration file or environment setting is unusable (see [`crate::config`]).
+    #[error("client configuration: {message}")]
+    Config {
+        /// What is wrong, naming the setting.
+        message: String,
+    },
+
+    /// The client lost every endpoint (each failed within the last few seconds and none
+    /// has answered since); passed to [`crate::ElectionHooks::on_disconnect`].
+    #[error("disconnected from the cluster: {reason}")]
+    Disconnected {
+        /// The last failure seen.
+        reason: String,
+    },
+
+    /// No candidate with this id is registered in the election (it never started, or
+    /// its registry lease expired).
+    #[error("no candidate {id:?} is registered in election {election:?}")]
+    UnknownCandidate {
+        /// The election.
+        election: String,
+        /// The candidate id asked for.
+        id: String,
+    },
+
+    /// The election has no leader right now (nobody campaigns, or a new leader is still
+    /// being elected).
+    #[error("election {election:?} has no leader")]
+    NoLeader {
+        /// The election.
+        election: String,
+    },
+
+    /// A candidate did not answer a control request (ping, status, step-down) within
+    /// the timeout: it is paused, cut off from the cluster, or gone.
+    #[error("candidate {id:?} did not answer within {after:?} (paused, cut off from the cluster, or gone)")]
+    NoAnswer {
+        /// The candidate id.
+        id: String,
+        /// How long the request waited.
+        after: Duration,
+    },
+
+    /// A candidate answered a control request with a refusal (asked to step down while
+    /// not leading, an unknown request, ...).
+    #[error("candidate {id:?} refused: {reason}")]
+    Refused {
+        /// The candidate id.
+        id: String,
+        /// Its reason.
+        reason: String,
+    },
+
     /// The call did not finish within its deadline.
     #[error("timed out after {0:?}")]
     Timeout(Duration),

@@ -345,6 +345,7 @@ async fn keep_alive(
         match answer {
             Ok(Ok(granted)) if granted > 0 => {
                 failures = 0;
+                client.pool().answered(index);
                 let renewed = sent_at + Duration::from_secs(granted as u64) - margin;
                 // A slow answer to an earlier send never moves the deadline backwards.
                 deadline = deadline.max(renewed);
@@ -374,14 +375,16 @@ async fn keep_alive(
                 tracing::debug!(lease = %id, error = %describe(&status), "keep-alive failed, failing over");
                 stream = None;
                 failures += 1;
-                client.pool().fail_over(index);
+                client.pool().fail_over(index, &describe(&status));
                 next_send = Instant::now() + backoff(client.options(), failures).min(interval);
             }
             Err(_) => {
                 tracing::debug!(lease = %id, "keep-alive unanswered, failing over");
                 stream = None;
                 failures += 1;
-                client.pool().fail_over(index);
+                client
+                    .pool()
+                    .fail_over(index, &format_args!("keep-alive unanswered within {budget:?}"));
                 next_send = Instant::now();
             }
         }

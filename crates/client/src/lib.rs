@@ -42,6 +42,7 @@ use std::time::Duration;
 
 pub mod auth;
 pub mod cluster;
+pub mod config;
 pub mod election;
 mod error;
 pub mod group;
@@ -59,7 +60,10 @@ pub use cluster::{EndpointHealth, EndpointStatus, Member, MemberId};
 /// etcd's error texts, as [`Error::Server`] carries them ("etcdserver: user name not
 /// found", ...), for matching a refusal without spelling its text again.
 pub use conclave_contract::errors;
-pub use election::{Candidate, CandidateHandle, Election, ElectionHooks, Epoch, LeaderInfo, Leadership};
+pub use election::{
+    Candidate, CandidateChange, CandidateChanges, CandidateEntry, CandidateHandle, CandidateSettings,
+    CandidateState, Election, ElectionHooks, Epoch, LeaderInfo, Leadership, StatusReport, SteppedDown,
+};
 pub use error::{Error, Result};
 pub use kv::{DeleteResponse, KeyValue, PutResponse, RangeResponse, SortOrder, SortTarget};
 pub use lease::{Lease, LeaseId};
@@ -71,7 +75,7 @@ pub use watch::{Event, EventKind, WatchStream};
 
 pub use session::Credentials;
 use transport::Pool;
-pub use transport::{Channel, Idempotency, MAX_RESPONSE_BYTES};
+pub use transport::{Channel, Connectivity, Idempotency, MAX_RESPONSE_BYTES};
 
 /// How the client connects, retries and keeps leases. Every field has a default that
 /// suits a cluster on a LAN; tests shorten them.
@@ -192,6 +196,13 @@ impl Client {
     /// The endpoint URLs this client was given.
     pub fn endpoints(&self) -> Vec<String> {
         self.pool.urls()
+    }
+
+    /// Follows whether the client reaches the cluster: [`Connectivity::Disconnected`]
+    /// once every endpoint failed within a few seconds, [`Connectivity::Connected`] when
+    /// one answers again. Only traffic moves it (a lease keep-alive is enough).
+    pub fn connectivity(&self) -> tokio::sync::watch::Receiver<Connectivity> {
+        self.pool.connectivity()
     }
 
     /// The options this client was built with.

@@ -11,6 +11,7 @@ pub(crate) use conclave_contract::retry::describe;
 use conclave_contract::retry::{is_transport, never_sent};
 use conclave_proto::etcdserverpb::auth_client::AuthClient;
 use conclave_proto::etcdserverpb::AuthenticateRequest;
+use tokio::sync::watch;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel as RawChannel, Endpoint};
 use tonic::{Code, Status};
@@ -66,6 +67,22 @@ pub(crate) struct Pool {
     options: ClientOptions,
     /// The token sent on every call, and the credentials that renew it.
     session: Arc<Session>,
+    /// Whether any endpoint answers; shared with pools made by [`Pool::with_token`].
+    connectivity: Arc<watch::Sender<Connectivity>>,
+}
+
+/// Whether the client can reach the cluster, as [`crate::Client::connectivity`] reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Connectivity {
+    /// An endpoint answered since the last time every endpoint had failed (the state a
+    /// client starts in).
+    Connected,
+    /// Every endpoint failed within the quarantine window (3 s), and none has answered
+    /// since: `reason` is the last failure.
+    Disconnected {
+        /// The last failure seen.
+        reason: String,
+    },
 }
 
 /// Normalises `host:port`, `http://host:port` or `https://host:port` to a URL (a bare
@@ -128,6 +145,7 @@ impl Pool {
             extra: Mutex::new(Vec::new()),
             session: Arc::new(Session::new(options.credentials.clone())),
             options,
+            connectivity: Arc::new(watch::Sender::new(Connectivity::Connected)),
         })
     }
 
@@ -144,6 +162,7 @@ impl Pool {
             extra: Mutex::new(self.extra.lock().unwrap_or_else(|p| p.into_inner()).clone()),
             session: Arc::new(Session::with_token(token)?),
             options,
+            connectivity: Arc::clone(&self.connectivity),
         })
     }
 
@@ -252,21 +271,57 @@ impl Pool {
         (index, self.targets[index].channel.clone())
     }
 
-    /// Records that `failed` did not answer: it is skipped for a while, and streams move
-    /// away from it (if it is still the preferred endpoint).
-    pub(crate) fn fail_over(&self, failed: usize) {
-        if let Some(slot) = self
-            .down_until
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_mut(failed)
-        {
-            *slot = Some(Instant::now() + QUARANTINE);
+    /// Records that `failed` did not answer (`reason`): it is skipped for a while, and
+    /// streams move away from it (if it is still the preferred endpoint). When every
+    /// endpoint is then in quarantine, the client counts as disconnected.
+    pub(crate) fn fail_over(&self, failed: usize, reason: &dyn std::fmt::Display) {
+        let all_down = {
+            let mut down = self.down_until.lock().unwrap_or_else(|p| p.into_inner());
+            let now = Instant::now();
+            if let Some(slot) = down.get_mut(failed) {
+                *slot = Some(now + QUARANTINE);
+            }
+            down.iter().all(|until| until.is_some_and(|until| until > now))
+        };
+        if all_down {
+            let reason = format!(
+                "every endpoint failed; last: {} ({reason})",
+                self.targets[failed].url
+            );
+            self.connectivity.send_if_modified(|state| match state {
+                Connectivity::Connected => {
+                    tracing::info!(%reason, "disconnected from the cluster");
+                    *state = Connectivity::Disconnected { reason };
+                    true
+                }
+                Connectivity::Disconnected { .. } => false,
+            });
         }
         let next = (failed + 1) % self.targets.len();
         let _ = self
             .preferred
             .compare_exchange(failed, next, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// Records that endpoint `index` answered: the client is connected again if it was not.
+    /// On every successful call, so the common case is one shared read of the state.
+    pub(crate) fn answered(&self, index: usize) {
+        if matches!(*self.connectivity.borrow(), Connectivity::Connected) {
+            return;
+        }
+        self.connectivity.send_if_modified(|state| match state {
+            Connectivity::Disconnected { .. } => {
+                tracing::info!(endpoint = %self.targets[index].url, "connected to the cluster again");
+                *state = Connectivity::Connected;
+                true
+            }
+            Connectivity::Connected => false,
+        });
+    }
+
+    /// Follows the client's [`Connectivity`].
+    pub(crate) fn connectivity(&self) -> watch::Receiver<Connectivity> {
+        self.connectivity.subscribe()
     }
 
     /// A channel to one specific endpoint (configured or not), for per-member calls.
@@ -357,12 +412,19 @@ impl Pool {
             let (index, channel) = self.balanced();
             let outcome = tokio::time::timeout(attempt_timeout, call(channel)).await;
             let status = match outcome {
-                Ok(Ok(value)) => return Ok(value),
+                Ok(Ok(value)) => {
+                    self.answered(index);
+                    return Ok(value);
+                }
                 Ok(Err(status)) => status,
                 Err(_) => Status::deadline_exceeded(format!("no answer within {attempt_timeout:?}")),
             };
             let retry = match classify(&status) {
-                Failure::Final => return Err(Stop::Final(status)),
+                Failure::Final => {
+                    // A definite answer: the member is reachable.
+                    self.answered(index);
+                    return Err(Stop::Final(status));
+                }
                 Failure::NeverApplied => true,
                 Failure::MaybeApplied => idempotency == Idempotency::Idempotent,
             };
@@ -372,7 +434,7 @@ impl Pool {
                 }));
             }
             tracing::debug!(endpoint = %self.targets[index].url, error = %describe(&status), "failing over");
-            self.fail_over(index);
+            self.fail_over(index, &describe(&status));
             let delay = backoff(&self.options, attempts);
             if started.elapsed() + delay > self.options.retry_budget {
                 return Err(Stop::Error(Error::Unavailable {

@@ -360,7 +360,7 @@ async fn run(
         };
         renewed = false;
         failures += 1;
-        client.pool().fail_over(index);
+        client.pool().fail_over(index, &why);
         let options = client.options();
         if created.is_some() && started.elapsed() > options.retry_budget {
             if let Some(created) = created.take() {

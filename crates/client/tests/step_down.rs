@@ -72,11 +72,13 @@ async fn step_down_hands_over_fast_and_honours_the_cooldown() {
     let (hooks_a, hooks_b) = (Recorder::default(), Recorder::default());
     let mut a = Candidate::new(client_a.election("/elect/s"), "A")
         .lease_ttl(TTL)
-        .start(hooks_a.clone());
+        .start(hooks_a.clone())
+        .expect("a valid id");
     let (mut epoch, _) = elected(&mut a).await;
     let mut b = Candidate::new(client_b.election("/elect/s"), "B")
         .lease_ttl(TTL)
-        .start(hooks_b.clone());
+        .start(hooks_b.clone())
+        .expect("a valid id");
     // B is queued behind A.
     conclave_testkit::wait_until("B to queue", Duration::from_secs(10), || {
         let c = client_a.clone();

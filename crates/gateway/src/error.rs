@@ -193,6 +193,11 @@ fn classify(error: &Error) -> (StatusCode, &'static str, Code) {
         Error::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", Code::Unavailable),
         Error::OutcomeUnknown { .. } => (StatusCode::GATEWAY_TIMEOUT, "outcome_unknown", Code::Unavailable),
         Error::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "timeout", Code::DeadlineExceeded),
+        // Elections' registry and control requests.
+        Error::UnknownCandidate { .. } => (StatusCode::NOT_FOUND, "unknown_candidate", Code::NotFound),
+        Error::NoLeader { .. } => (StatusCode::NOT_FOUND, "no_leader", Code::NotFound),
+        Error::NoAnswer { .. } => (StatusCode::GATEWAY_TIMEOUT, "no_answer", Code::DeadlineExceeded),
+        Error::Refused { .. } => (StatusCode::CONFLICT, "refused", Code::FailedPrecondition),
         // Auth: the gRPC codes are etcd's (its grpc-gateway turns them into 403, 401, 400
         // and 429 on the /v3 paths); the REST API answers 401 for every problem with who
         // the caller is, 403 for what it may not do.

@@ -86,6 +86,31 @@ pub fn build() -> Routes {
             post(v1::election::resign),
         )
         .add(
+            "/v1/elections/{name}/candidates",
+            &["GET"],
+            get(v1::candidates::list),
+        )
+        .add(
+            "/v1/elections/{name}/candidates/observe",
+            &["GET"],
+            get(v1::candidates::observe),
+        )
+        .add(
+            "/v1/elections/{name}/candidates/{id}/status",
+            &["GET"],
+            get(v1::candidates::status),
+        )
+        .add(
+            "/v1/elections/{name}/candidates/{id}/ping",
+            &["POST"],
+            post(v1::candidates::ping),
+        )
+        .add(
+            "/v1/elections/{name}/stepdown",
+            &["POST"],
+            post(v1::candidates::stepdown),
+        )
+        .add(
             "/v1/locks/{name}",
             &["POST", "DELETE"],
             post(v1::election::lock).delete(v1::election::unlock),

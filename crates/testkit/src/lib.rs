@@ -42,6 +42,7 @@
 
 pub mod binary;
 pub mod certs;
+pub mod client_proxy;
 pub mod cluster;
 pub mod error;
 pub mod etcd;
@@ -56,6 +57,7 @@ pub mod wait;
 
 pub use binary::node_binary;
 pub use certs::{CertFiles, TestCa};
+pub use client_proxy::ClientProxy;
 pub use cluster::{Cluster, ClusterOptions};
 pub use error::{Error, Result};
 pub use etcd::{client, leader_index};

@@ -62,6 +62,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Snapshot(SnapshotCommand::Restore(args)) => {
             return snapshot::restore(&args, write_out, out);
         }
+        Command::ElectSupervisor(args) => return election::supervise(&args),
         other => other,
     };
 
@@ -111,7 +112,9 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::User(command) => auth::user(&ctx, command, out).await,
         Command::Role(command) => auth::role(&ctx, command, out).await,
         Command::Auth(command) => auth::auth(&ctx, command, out).await,
-        Command::Completion(_) | Command::Snapshot(SnapshotCommand::Restore(_)) => Ok(()),
+        Command::Completion(_)
+        | Command::Snapshot(SnapshotCommand::Restore(_))
+        | Command::ElectSupervisor(_) => Ok(()),
     }
 }
 

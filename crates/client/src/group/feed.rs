@@ -129,7 +129,7 @@ impl MapFeed {
             _ => {}
         }
         self.failures += 1;
-        self.client.pool().fail_over(index);
+        self.client.pool().fail_over(index, &describe(status));
         let options = self.client.options();
         if started.elapsed() > options.retry_budget {
             return Err(Error::Unavailable {

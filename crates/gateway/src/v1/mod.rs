@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use crate::encoding::Encoding;
 use crate::error::ApiError;
 
+pub mod candidates;
 pub mod cluster;
 pub mod election;
 pub mod groups;

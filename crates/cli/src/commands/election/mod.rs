@@ -1,5 +1,6 @@
 //! `elect`: campaign and hold leadership until interrupted (then resign), or observe the
-//! election's leader with `-l`.
+//! election's leader with `-l`; the registry and control subcommands (`registry`); the
+//! leader-only daemon (`run`, with its `supervisor`).
 
 use std::io::Write;
 
@@ -8,14 +9,41 @@ use futures::StreamExt;
 use serde_json::json;
 
 use super::{flush, Context, Interrupt};
-use crate::args::{ElectArgs, Format};
+use crate::args::{ElectArgs, ElectCommand, Format, SupervisorArgs};
 use crate::error::CliError;
 use crate::output;
 
+mod registry;
+mod run;
+mod supervisor;
+
+/// `elect-supervisor`: runs until `elect run`, its parent, goes away.
+pub fn supervise(args: &SupervisorArgs) -> Result<(), CliError> {
+    supervisor::serve(&supervisor::Plan {
+        election: args.election.clone(),
+        candidate: args.candidate.clone(),
+        command: args.command.clone(),
+        on_elected: args.on_elected.clone(),
+        on_lost: args.on_lost.clone(),
+        grace: std::time::Duration::from_millis(args.grace_ms),
+    })
+}
+
 /// `elect`.
 pub async fn run(ctx: &Context, args: &ElectArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    match &args.action {
+        Some(ElectCommand::Ls(args)) => return registry::ls(ctx, args, out).await,
+        Some(ElectCommand::Status(args)) => return registry::status(ctx, args, out).await,
+        Some(ElectCommand::Ping(args)) => return registry::ping(ctx, args, out).await,
+        Some(ElectCommand::Stepdown(args)) => return registry::stepdown(ctx, args, out).await,
+        Some(ElectCommand::Run(args)) => return run::run(ctx, args).await,
+        None => {}
+    }
+    let Some(name) = &args.name else {
+        return Err(CliError::InvalidInput("no election name given".into()));
+    };
     let mut interrupt = Interrupt::install();
-    let election = ctx.client.election(args.name.clone());
+    let election = ctx.client.election(name.clone());
     if args.listen {
         return observe(ctx, &election, &mut interrupt, out).await;
     }
