@@ -16,11 +16,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::election::poll_timeout;
-use super::watch::{error_event, shutdown_event, sse_response};
+use super::watch::{drained_events, error_event, sse_response};
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{JsonBody, P, Q};
-use crate::metrics::StreamGuard;
 
 /// Default wait of status, ping and step-down for the candidate's answer.
 const DEFAULT_ANSWER: Duration = Duration::from_secs(5);
@@ -109,36 +108,17 @@ pub async fn observe(Caller(state): Caller, P(name): P<String>) -> Result<Respon
         .map(CandidateDto::from)
         .collect();
     let snapshot = json_event("snapshot", &serde_json::json!({ "candidates": initial }));
-    let guard = StreamGuard::open("sse");
-    let closing = state.clone();
-    let rest = futures::stream::unfold(
-        (changes, closing, false, guard),
-        move |(mut changes, state, done, guard)| async move {
-            if done {
-                return None;
-            }
-            let next = tokio::select! {
-                biased;
-                () = state.drain.closed() => return Some((Ok(shutdown_event()), (changes, state, true, guard))),
-                next = changes.next() => next,
-            };
-            let (event, done) = match next {
-                Some(Ok(CandidateChange::Put(entry))) => (
-                    json_event(
-                        "put",
-                        &serde_json::json!({ "candidate": CandidateDto::from(entry) }),
-                    ),
-                    false,
-                ),
-                Some(Ok(CandidateChange::Gone(id))) => {
-                    (json_event("gone", &serde_json::json!({ "id": id })), false)
-                }
-                Some(Err(error)) => (error_event(error.into()), true),
-                None => return None,
-            };
-            Some((Ok(event), (changes, state, done, guard)))
-        },
-    );
+    let rest = drained_events(&state, changes, |change| match change {
+        Ok(CandidateChange::Put(entry)) => (
+            json_event(
+                "put",
+                &serde_json::json!({ "candidate": CandidateDto::from(entry) }),
+            ),
+            false,
+        ),
+        Ok(CandidateChange::Gone(id)) => (json_event("gone", &serde_json::json!({ "id": id })), false),
+        Err(error) => (error_event(error.into()), true),
+    });
     let stream = futures::stream::once(async move { Ok(snapshot) }).chain(rest);
     Ok(sse_response(&state, stream))
 }

@@ -15,17 +15,15 @@ use axum::response::sse::Event as SseEvent;
 use axum::response::Response;
 use axum::Json;
 use conclave_client::LeaderInfo;
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::watch::{error_event, shutdown_event, sse_response};
+use super::watch::{drained_events, error_event, sse_response};
 use super::{de_lease, parse_lease, EncodingQuery};
 use crate::auth::Caller;
 use crate::encoding::Encoding;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{JsonBody, P, Q};
-use crate::metrics::StreamGuard;
 use crate::recipe::{self, WaitError};
 use crate::AppState;
 
@@ -251,39 +249,19 @@ pub async fn observe(
     }
     let encoding = query.encoding.unwrap_or_default();
     let leaders = state.client.election(name).observe().await?;
-    let guard = StreamGuard::open("sse");
-    let closing = state.clone();
-    let stream = futures::stream::unfold(
-        (leaders, closing, false, guard),
-        move |(mut leaders, state, done, guard)| async move {
-            if done {
-                return None;
-            }
-            let next = tokio::select! {
-                biased;
-                () = state.drain.closed() => return Some((Ok(shutdown_event()), (leaders, state, true, guard))),
-                next = leaders.next() => next,
-            };
-            let (event, done) = match next {
-                Some(Ok(leader)) => {
-                    let dto = leader.as_ref().map(|l| leader_dto(l, encoding)).transpose();
-                    match dto {
-                        Ok(dto) => (
-                            SseEvent::default()
-                                .event("leader")
-                                .json_data(serde_json::json!({ "leader": dto }))
-                                .unwrap_or_else(|_| SseEvent::default().event("leader").data("{}")),
-                            false,
-                        ),
-                        Err(error) => (error_event(error), true),
-                    }
-                }
-                Some(Err(error)) => (error_event(error.into()), true),
-                None => return None,
-            };
-            Some((Ok(event), (leaders, state, done, guard)))
+    let stream = drained_events(&state, leaders, move |next| match next {
+        Ok(leader) => match leader.as_ref().map(|l| leader_dto(l, encoding)).transpose() {
+            Ok(dto) => (
+                SseEvent::default()
+                    .event("leader")
+                    .json_data(serde_json::json!({ "leader": dto }))
+                    .unwrap_or_else(|_| SseEvent::default().event("leader").data("{}")),
+                false,
+            ),
+            Err(error) => (error_event(error), true),
         },
-    );
+        Err(error) => (error_event(error.into()), true),
+    });
     Ok(sse_response(&state, stream))
 }
 

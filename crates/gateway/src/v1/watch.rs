@@ -150,6 +150,40 @@ where
     response
 }
 
+/// Turns a stream of `items` into SSE events with `to_event` (which says whether the event
+/// ends the stream), ending with `event: shutdown` when the gateway drains. Counts as an
+/// open SSE stream in the metrics while it lives.
+pub fn drained_events<S, T, F>(
+    state: &AppState,
+    items: S,
+    to_event: F,
+) -> impl Stream<Item = Result<SseEvent, Infallible>> + Send + 'static
+where
+    S: Stream<Item = T> + Send + Unpin + 'static,
+    T: Send + 'static,
+    F: FnMut(T) -> (SseEvent, bool) + Send + 'static,
+{
+    let guard = StreamGuard::open("sse");
+    futures::stream::unfold(
+        (items, state.clone(), false, guard, to_event),
+        |(mut items, state, done, guard, mut to_event)| async move {
+            if done {
+                return None;
+            }
+            let next = tokio::select! {
+                biased;
+                () = state.drain.closed() => None,
+                next = items.next() => Some(next?),
+            };
+            let (event, done) = match next {
+                None => (shutdown_event(), true),
+                Some(item) => to_event(item),
+            };
+            Some((Ok(event), (items, state, done, guard, to_event)))
+        },
+    )
+}
+
 /// The `event: error` that ends a stream.
 pub fn error_event(error: ApiError) -> SseEvent {
     SseEvent::default()
