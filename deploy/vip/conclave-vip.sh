@@ -10,8 +10,9 @@
 # `up` adds the address (idempotently) and announces it with a gratuitous ARP, so that
 # switches and neighbours send its traffic here at once instead of to the previous
 # leader's MAC address; `down` removes it. The on-lost hook runs after the command was
-# stopped and before the leader's lease could expire, so the next leader adds the address
-# only once this one removed it (see docs/cli.md, "elect run"). Needs CAP_NET_ADMIN (root),
+# stopped and before the leader's lease could expire (keep it that quick: it is), so the
+# next leader adds the address only once this one removed it (see docs/cli.md, "elect run",
+# for the one case no process can cover: a SIGSTOP of the supervisor itself). Needs CAP_NET_ADMIN (root),
 # `ip` (iproute2) and, for the announcement, `arping` (iputils-arping).
 set -eu
 

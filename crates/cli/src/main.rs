@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Parser;
 
-use crate::args::Cli;
+use crate::args::{Cli, Command, ElectArgs, ElectCommand};
 use crate::error::{CliError, EXIT_ERROR};
 
 fn main() -> ExitCode {
@@ -34,10 +34,24 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    // `elect run` blocks in its on-lost hook while the command stops: two threads, so the
+    // keep-alives and control answers go on meanwhile. Everything else needs one.
+    let runs_a_daemon = matches!(
+        &cli.command,
+        Command::Elect(ElectArgs {
+            action: Some(ElectCommand::Run(_)),
+            ..
+        })
+    );
+    let runtime = if runs_a_daemon {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    }
+    .context("starting the async runtime")?;
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let result = runtime.block_on(commands::run(cli, &mut out));

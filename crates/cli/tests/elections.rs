@@ -101,6 +101,27 @@ fn ticker(log: &Path) -> String {
     )
 }
 
+/// A ticker that ignores SIGTERM and does its work in a child process: stopping it takes
+/// the SIGKILL to its whole process group after the grace period.
+fn stubborn_ticker(log: &Path) -> String {
+    format!("trap '' TERM; ( {} ) & wait", ticker(log))
+}
+
+/// The pid of the child of `parent` whose command line contains `what`.
+fn child_of(parent: i32, what: &str) -> i32 {
+    let children =
+        std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children")).unwrap_or_default();
+    children
+        .split_whitespace()
+        .filter_map(|pid| pid.parse::<i32>().ok())
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|cmdline| String::from_utf8_lossy(&cmdline).contains(what))
+                .unwrap_or(false)
+        })
+        .unwrap_or_else(|| panic!("no child of {parent} runs {what:?} (children: {children:?})"))
+}
+
 /// Checks a ticker log: one interval per epoch, intervals in epoch order, none
 /// overlapping another. Returns the epochs seen, in order.
 fn assert_no_overlap(log: &Path) -> Vec<(i64, String)> {
@@ -236,17 +257,29 @@ fn median(mut values: Vec<f64>) -> f64 {
 async fn registry_status_ping_and_remote_step_down(env: Arc<Env>) {
     let election = "e-steer";
     let log = env.dir.path().join("steer.log");
+    // c3 reads its settings from a file (its endpoints replace the command line's, which
+    // point nowhere for it): labels and the address come from there.
+    let settings = env.dir.path().join("c3.toml");
+    let listed_endpoints: Vec<String> = env.endpoints.iter().map(|e| format!("{e:?}")).collect();
+    std::fs::write(
+        &settings,
+        format!(
+            "endpoints = [{}]\n[candidate]\naddress = \"10.0.0.3:80\"\ncooldown = 5000\nmetadata = {{ zone = \"z3\" }}\n",
+            listed_endpoints.join(", ")
+        ),
+    )
+    .expect("settings file");
+    let settings = settings.display().to_string();
     let runners: Vec<Runner> = ["c1", "c2", "c3"]
         .iter()
         .map(|id| {
-            Runner::start(
-                &env.endpoints(),
-                election,
-                id,
-                &["--address", &format!("10.0.0.{}:80", &id[1..])],
-                &ticker(&log),
-                env.dir.path(),
-            )
+            let address = format!("10.0.0.{}:80", &id[1..]);
+            let (endpoints, flags) = if *id == "c3" {
+                ("127.0.0.1:1".to_string(), vec!["--config", settings.as_str()])
+            } else {
+                (env.endpoints(), vec!["--address", address.as_str()])
+            };
+            Runner::start(&endpoints, election, id, &flags, &ticker(&log), env.dir.path())
         })
         .collect();
     let (leader, epoch) = env.settled(election, &["c1", "c2", "c3"]).await;
@@ -269,6 +302,8 @@ async fn registry_status_ping_and_remote_step_down(env: Arc<Env>) {
             "{entry}"
         );
     }
+    let c3 = listed.iter().find(|e| e["id"] == "c3").expect("c3 listed");
+    assert_eq!(c3["metadata"]["zone"], "z3", "{c3}");
     let table = env.ctl.ok(&["elect", "ls", election, "-w", "table"]).await;
     assert!(
         table.contains("STATE") && table.contains(&format!("| {leader} |")),
@@ -427,34 +462,39 @@ async fn a_paused_leader_is_replaced_by_a_higher_epoch(env: Arc<Env>) {
 }
 
 /// `elect run` never runs two copies of its command: across kill -9 of the leader's
-/// process, a pause and step-downs, the shared log shows one epoch at a time.
+/// process, a pause, step-downs and kill -9 of its supervisor — with a command that
+/// ignores SIGTERM and works in a child process — the shared log shows one epoch at a time.
 async fn the_command_never_runs_twice_across_kills_pauses_and_step_downs(env: Arc<Env>) {
     let election = "e-once";
     let log = env.dir.path().join("once.log");
-    let flags = ["--ttl", "3"];
+    let flags = ["--ttl", "4"];
     let start = |id: &str| {
         Runner::start(
             &env.endpoints(),
             election,
             id,
             &flags,
-            &ticker(&log),
+            &stubborn_ticker(&log),
             env.dir.path(),
         )
     };
+    // A lease too short for the grace is refused up front.
+    let refused = env
+        .ctl
+        .fails(&["elect", "run", election, "--ttl", "3", "--", "true"], 1)
+        .await;
+    assert!(refused.contains("needs a lease TTL of at least 4s"), "{refused}");
     let mut runners: Vec<Runner> = ["o1", "o2", "o3"].iter().map(|id| start(id)).collect();
-    let mut epochs = Vec::new();
-    for round in 0..6 {
+    for round in 0..8 {
         let ids: Vec<String> = runners.iter().map(|r| r.id.clone()).collect();
         let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
         let (leader, epoch) = env.settled(election, &ids).await;
-        epochs.push(epoch);
         let index = runners
             .iter()
             .position(|r| r.id == leader)
             .expect("leader runner");
         runners[index].wait_for_event("started the command").await;
-        match round % 3 {
+        match round % 4 {
             // kill -9: the supervisor stops the command at once; a successor takes over
             // when the lease expires. A fresh process takes the dead one's place.
             0 => {
@@ -476,16 +516,31 @@ async fn the_command_never_runs_twice_across_kills_pauses_and_step_downs(env: Ar
                 runners[index].signal(libc::SIGCONT);
                 runners[index].wait_for_event("lost leadership").await;
             }
-            _ => {
+            2 => {
                 env.ctl
                     .ok(&["elect", "stepdown", election, "--cooldown", "1s"])
                     .await;
+            }
+            // kill -9 of the supervisor: the command's leader dies with it, conclavectl
+            // kills what is left of its group, resigns and exits 1.
+            _ => {
+                let supervisor = child_of(runners[index].pid(), "elect-supervisor");
+                // SAFETY: kill(2) on the supervisor found among our child's children.
+                assert_eq!(unsafe { libc::kill(supervisor, libc::SIGKILL) }, 0);
+                let mut gone = runners.remove(index);
+                let status = tokio::time::timeout(WAIT, gone.child.wait())
+                    .await
+                    .expect("conclavectl exits after its supervisor died")
+                    .expect("wait");
+                assert_eq!(status.code(), Some(1), "{:?}", gone.events());
+                runners.push(start(&format!("{}s{round}", gone.id)));
+                runners.sort_by(|a, b| a.id.cmp(&b.id));
             }
         }
     }
     drop(runners);
     let ran = assert_no_overlap(&log);
-    assert!(ran.len() >= 6, "{ran:?}");
+    assert!(ran.len() >= 8, "{ran:?}");
 }
 
 /// Cutting the candidate off from every member: `disconnected`, then (by the local lease
@@ -600,7 +655,7 @@ async fn a_virtual_ip_moves_between_namespaces_and_is_never_in_two(env: Arc<Env>
             &env.endpoints(),
             "e-vip",
             &format!("v{}", i + 1),
-            &["--ttl", "3", "--on-elected", &up, "--on-lost", &down],
+            &["--ttl", "4", "--on-elected", &up, "--on-lost", &down],
             &ticker(&log),
             env.dir.path(),
         )

@@ -162,7 +162,9 @@ impl ClientConfig {
                 .separator("__")
                 .list_separator(",")
                 .with_list_parse_key("endpoints")
-                .try_parsing(true),
+                // Values stay strings (a password "0123" is not a number); numbers are
+                // read from them when the fields are.
+                .try_parsing(false),
         );
         let loaded = builder.build().map_err(invalid)?;
         let config: ClientConfig = loaded.try_deserialize().map_err(invalid)?;
@@ -257,10 +259,13 @@ mod tests {
         // SAFETY (of the test): this prefix is used by no other test.
         std::env::set_var("CCTEST_A_CANDIDATE__ID", "node-b");
         std::env::set_var("CCTEST_A_SESSION_TTL", "4000");
+        std::env::set_var("CCTEST_A_USER", "app");
+        std::env::set_var("CCTEST_A_PASSWORD", "0123");
         let config = ClientConfig::load_with_env(Some(&file), "CCTEST_A").unwrap();
         assert_eq!(config.endpoints, ["a:1", "b:2"]);
         assert_eq!(config.request_timeout, 1234);
         assert_eq!(config.session_ttl, 4000);
+        assert_eq!(config.password.as_deref(), Some("0123"));
         assert_eq!(config.candidate.id.as_deref(), Some("node-b"));
         assert_eq!(config.candidate.cooldown, 700);
         assert_eq!(

@@ -80,10 +80,14 @@ pub struct Candidate {
     metadata: BTreeMap<String, String>,
     lease_ttl: Duration,
     cooldown: Duration,
+    /// A wall-clock time and the monotonic instant it was read at, so that one monotonic
+    /// deadline always maps to the same wall-clock time in the registry.
+    clock: (SystemTime, Instant),
 }
 
 pub(super) enum Command {
-    StepDown(Duration, oneshot::Sender<Result<Option<Epoch>>>),
+    /// The epoch given up (`None` if not leading) and whether the resignation went through.
+    StepDown(Duration, oneshot::Sender<(Option<Epoch>, Result<()>)>),
     Stop(oneshot::Sender<()>),
 }
 
@@ -120,6 +124,7 @@ impl Candidate {
             metadata: BTreeMap::new(),
             lease_ttl,
             cooldown: Duration::from_millis(CandidateSettings::default().cooldown),
+            clock: (SystemTime::now(), Instant::now()),
         }
     }
 
@@ -360,7 +365,7 @@ impl Candidate {
                 Err(_) => Err(Error::Timeout(bound)),
             };
             if let Some(reply) = step_down_reply {
-                let _ = reply.send(resigned.map(|()| Some(won)));
+                let _ = reply.send((Some(won), resigned));
             }
             revoke_in_background(&lease);
             if let Some(reply) = stop_reply {
@@ -373,9 +378,10 @@ impl Candidate {
     }
 
     fn cooldown_end(&self) -> Option<SystemTime> {
+        let (wall, monotonic) = self.clock;
         self.election
             .cooldown_until()
-            .map(|until| SystemTime::now() + until.saturating_duration_since(Instant::now()))
+            .map(|until| wall + until.saturating_duration_since(monotonic))
     }
 
     /// Waits until `until` while passing on events and obeying commands; `Break` when
@@ -407,7 +413,7 @@ impl Candidate {
         match command {
             Some(Command::StepDown(cooldown, reply)) => {
                 self.election.start_cooldown(cooldown);
-                let _ = reply.send(Ok(None));
+                let _ = reply.send((None, Ok(())));
                 ControlFlow::Continue(())
             }
             Some(Command::Stop(reply)) => {
@@ -569,7 +575,7 @@ impl CandidateHandle {
             .send(Command::StepDown(cooldown, reply_tx))
             .await
             .map_err(|_| stopped())?;
-        reply_rx.await.map_err(|_| stopped())?.map(|_| ())
+        reply_rx.await.map_err(|_| stopped())?.1
     }
 
     /// Resigns (if leading), revokes the session lease, removes the registry entry and

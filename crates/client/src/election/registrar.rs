@@ -178,9 +178,15 @@ async fn step_down(
         .await
         .map_err(|_| "the candidate is stopping".to_string())?;
     match reply_rx.await {
-        Ok(Ok(Some(epoch))) => Ok(epoch),
-        Ok(Ok(None)) => Err("not the leader (it lost leadership just before)".into()),
-        Ok(Err(error)) => Err(format!("resigning failed: {error}")),
+        // It stepped down even if the resignation failed: it stays out for the cooldown and
+        // its lease is revoked (or expires), so leadership moves either way.
+        Ok((Some(epoch), resigned)) => {
+            if let Err(error) = resigned {
+                tracing::warn!(%error, "stepped down, but resigning failed: the successor waits for the lease");
+            }
+            Ok(epoch)
+        }
+        Ok((None, _)) => Err("not the leader (it lost leadership just before)".into()),
         Err(_) => Err("the candidate is stopping".into()),
     }
 }

@@ -55,10 +55,62 @@ fn deadline_ms(lease: &Lease) -> Option<u64> {
 
 struct RunHooks {
     pipe: ToSupervisorPipe,
-    stopped: std_mpsc::Receiver<()>,
+    /// The `seq` of each `stopped` report.
+    stopped: std_mpsc::Receiver<u64>,
+    /// The last `stop` sent.
+    seq: u64,
     /// How long `on_lost` waits for the supervisor to stop the command.
     stop_wait: Duration,
     extender: Option<tokio::task::JoinHandle<()>>,
+    /// The command's process group, as the supervisor last reported it.
+    group: Arc<Mutex<Option<u32>>>,
+    /// For the fallback when the supervisor does not confirm a stop.
+    fallback: Fallback,
+    /// The leadership being held: epoch and key.
+    holding: Option<(i64, String)>,
+}
+
+/// What `elect run` does itself when its supervisor does not confirm a stop in time
+/// (it died, or hangs): kill the command's group and run the on-lost hook, so that
+/// nothing of this leadership is left when the candidate resigns.
+struct Fallback {
+    election: String,
+    candidate: String,
+    on_lost: Option<String>,
+}
+
+impl Fallback {
+    fn run(&self, group: Option<u32>, holding: Option<&(i64, String)>) {
+        if let Some(pid) = group.and_then(|pid| libc::pid_t::try_from(pid).ok()) {
+            // SAFETY: kill(2) on the command's process group; no memory effects.
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+            }
+        }
+        let (Some(hook), Some((epoch, key))) = (&self.on_lost, holding) else {
+            return;
+        };
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(hook)
+            .env("CONCLAVE_ELECTION", &self.election)
+            .env("CONCLAVE_CANDIDATE_ID", &self.candidate)
+            .env("CONCLAVE_LEADER_KEY", key)
+            .env("CONCLAVE_EPOCH", epoch.to_string())
+            .stdin(Stdio::null())
+            .status();
+        if !status.as_ref().is_ok_and(|s| s.success()) {
+            tracing_line(&format!("the on-lost hook failed: {status:?}"));
+        }
+    }
+}
+
+/// Runs `wait` (which blocks) without stalling the other tasks of a multi-thread runtime.
+fn blocking<T>(wait: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(wait),
+        _ => wait(),
+    }
 }
 
 impl ElectionHooks for RunHooks {
@@ -68,6 +120,7 @@ impl ElectionHooks for RunHooks {
             return;
         };
         tracing_line(&format!("elected with epoch {}", leadership.epoch()));
+        self.holding = Some((leadership.epoch().0, leadership.key().to_string()));
         send(
             &self.pipe,
             &ToSupervisor::Lead {
@@ -93,12 +146,27 @@ impl ElectionHooks for RunHooks {
             extender.abort();
         }
         tracing_line(&format!("lost leadership of epoch {epoch}: {reason}"));
-        while self.stopped.try_recv().is_ok() {}
-        send(&self.pipe, &ToSupervisor::Stop);
+        self.seq += 1;
+        let seq = self.seq;
+        send(&self.pipe, &ToSupervisor::Stop { seq });
         // The candidate resigns (letting a successor in) only after this returns.
-        if self.stopped.recv_timeout(self.stop_wait).is_err() {
-            tracing_line("the supervisor did not confirm the stop");
+        let until = std::time::Instant::now() + self.stop_wait;
+        let confirmed = blocking(|| loop {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            match self.stopped.recv_timeout(left) {
+                Ok(answered) if answered == seq => return true,
+                Ok(_) => continue,
+                Err(_) => return false,
+            }
+        });
+        if !confirmed {
+            tracing_line(
+                "the supervisor did not confirm the stop: killing the command and running --on-lost here",
+            );
+            let group = *self.group.lock().unwrap_or_else(|p| p.into_inner());
+            self.fallback.run(group, self.holding.as_ref());
         }
+        self.holding = None;
     }
 
     fn on_leader_change(&mut self, leader: Option<&LeaderInfo>) {
@@ -160,11 +228,28 @@ pub async fn run(ctx: &Context, args: &ElectRunArgs) -> Result<(), CliError> {
     if let Some(address) = &args.address {
         candidate = candidate.address(address.clone());
     }
-    if let Some(ttl) = args.ttl {
-        candidate = candidate.lease_ttl(Duration::from_secs(ttl.max(1)));
-    } else if config.as_ref().is_none_or(|c| c.candidate.lease_ttl.is_none()) {
-        candidate = candidate.lease_ttl(Duration::from_secs(10));
+    let ttl = args
+        .ttl
+        .map(|s| Duration::from_secs(s.max(1)))
+        .or_else(|| {
+            config
+                .as_ref()
+                .and_then(|c| c.candidate.lease_ttl)
+                .map(Duration::from_millis)
+        })
+        .unwrap_or(Duration::from_secs(10));
+    // The command must be stopped, and --on-lost run, within the lease's safety margin,
+    // which is at most half the TTL.
+    let margin = args.stop_grace + Duration::from_secs(1);
+    if margin > ttl / 2 {
+        return Err(CliError::InvalidInput(format!(
+            "--stop-grace {:?} needs a lease TTL of at least {:?} (the command is stopped, and --on-lost run, \
+             within a safety margin of the grace + 1s, at most half the TTL): raise --ttl or lower --stop-grace",
+            args.stop_grace,
+            margin * 2
+        )));
     }
+    candidate = candidate.lease_ttl(ttl);
     if let Some(cooldown) = args.cooldown {
         candidate = candidate.cooldown(cooldown);
     }
@@ -215,14 +300,19 @@ pub async fn run(ctx: &Context, args: &ElectRunArgs) -> Result<(), CliError> {
     // Its reports: `stopped` to the on-lost hook, which waits for it; the rest to us.
     let (stopped_tx, stopped_rx) = std_mpsc::channel();
     let (events_tx, mut events) = mpsc::unbounded_channel();
+    let group = Arc::new(Mutex::new(None));
+    let reported_group = Arc::clone(&group);
     std::thread::spawn(move || {
         for line in BufReader::new(reports).lines() {
             let Ok(line) = line else { break };
             match serde_json::from_str::<FromSupervisor>(&line) {
-                Ok(FromSupervisor::Stopped) => {
-                    let _ = stopped_tx.send(());
+                Ok(FromSupervisor::Stopped { seq }) => {
+                    let _ = stopped_tx.send(seq);
                 }
                 Ok(other) => {
+                    if let FromSupervisor::Started { pid, .. } = &other {
+                        *reported_group.lock().unwrap_or_else(|p| p.into_inner()) = Some(*pid);
+                    }
                     let _ = events_tx.send(other);
                 }
                 Err(error) => eprintln!("elect run: unreadable supervisor report {line:?}: {error}"),
@@ -232,8 +322,17 @@ pub async fn run(ctx: &Context, args: &ElectRunArgs) -> Result<(), CliError> {
     let hooks = RunHooks {
         pipe: Arc::clone(&pipe),
         stopped: stopped_rx,
-        stop_wait: args.stop_grace + Duration::from_secs(5),
+        seq: 0,
+        // The grace, then a second for the on-lost hook: within the lease's safety margin.
+        stop_wait: args.stop_grace + Duration::from_secs(1),
         extender: None,
+        group,
+        fallback: Fallback {
+            election: args.name.clone(),
+            candidate: id.clone(),
+            on_lost: args.on_lost.clone(),
+        },
+        holding: None,
     };
     let handle = candidate.start(hooks).map_err(CliError::Client)?;
     tracing_line(&format!("candidate {id} campaigning in {}", args.name));
@@ -262,7 +361,7 @@ pub async fn run(ctx: &Context, args: &ElectRunArgs) -> Result<(), CliError> {
                     let _ = handle.step_down(Duration::ZERO).await;
                 }
             }
-            Some(FromSupervisor::Stopped) => {}
+            Some(FromSupervisor::Stopped { .. }) => {}
             None => break Err(CliError::Failed("the elect-supervisor exited".into())),
         }
     };

@@ -11,9 +11,12 @@
 //! grace period — and then runs the on-lost hook, as soon as any of these happens:
 //! the parent says `stop`; the deadline passes without an extension (the parent cannot
 //! renew, or is paused); the parent goes away (its end of stdin closes). The supervisor
-//! ignores SIGINT, SIGTERM and SIGHUP: the parent tells it what to do, so that a signal
-//! meant for the whole group cannot leave the command running without it.
+//! ignores SIGINT, SIGTERM, SIGHUP and the terminal's stop signals: the parent tells it
+//! what to do, so that a signal meant for the whole group cannot leave the command
+//! running without it. (A SIGSTOP sent to the supervisor itself is not covered: nothing
+//! in user space can be.)
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufRead, Write};
 use std::os::fd::FromRawFd;
@@ -44,8 +47,12 @@ pub enum ToSupervisor {
         /// Monotonic-clock milliseconds.
         deadline_ms: u64,
     },
-    /// Leadership ends: stop the command, run the on-lost hook, answer `stopped`.
-    Stop,
+    /// Leadership ends: stop the command, run the on-lost hook, answer `stopped` with the
+    /// same `seq`.
+    Stop {
+        /// Pairs the answer with this request.
+        seq: u64,
+    },
 }
 
 /// What the supervisor tells the parent.
@@ -72,7 +79,10 @@ pub enum FromSupervisor {
         epoch: i64,
     },
     /// Answer to `stop`: nothing runs any more (and the on-lost hook has run).
-    Stopped,
+    Stopped {
+        /// The `seq` of the `stop` answered.
+        seq: u64,
+    },
 }
 
 /// The monotonic clock in milliseconds (CLOCK_MONOTONIC, shared by all processes).
@@ -106,11 +116,14 @@ pub struct Plan {
     pub grace: Duration,
 }
 
-/// The command while it runs.
+/// A leadership and its command.
 struct Running {
     epoch: i64,
     key: String,
+    /// The command while its process has not been reaped.
     child: Option<Child>,
+    /// The command's process group, killed on stop even after its leader exited.
+    group: Option<libc::pid_t>,
     deadline_ms: u64,
 }
 
@@ -157,26 +170,33 @@ pub fn serve(plan: &Plan) -> Result<(), CliError> {
         let _ = tx.send(None);
     });
     let mut running: Option<Running> = None;
+    // Orders that arrived while an on-elected hook ran, to handle next.
+    let mut backlog: VecDeque<Option<ToSupervisor>> = VecDeque::new();
     loop {
-        let wait = match &running {
-            Some(r) => Duration::from_millis(r.deadline_ms.saturating_sub(monotonic_ms()).min(50)),
-            None => Duration::from_millis(500),
-        };
-        let message = match rx.recv_timeout(wait) {
-            Ok(message) => message,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                if let Some(r) = running.as_mut() {
-                    if monotonic_ms() >= r.deadline_ms {
-                        let epoch = r.epoch;
-                        stop(plan, running.take());
-                        tell(&mut reports, &FromSupervisor::Expired { epoch });
-                    } else if let Some(code) = exited(r) {
-                        tell(&mut reports, &FromSupervisor::Exited { epoch: r.epoch, code });
+        let message = match backlog.pop_front() {
+            Some(message) => message,
+            None => {
+                let wait = match &running {
+                    Some(r) => Duration::from_millis(r.deadline_ms.saturating_sub(monotonic_ms()).min(50)),
+                    None => Duration::from_millis(500),
+                };
+                match rx.recv_timeout(wait) {
+                    Ok(message) => message,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        if let Some(r) = running.as_mut() {
+                            if monotonic_ms() >= r.deadline_ms {
+                                let epoch = r.epoch;
+                                stop(plan, running.take());
+                                tell(&mut reports, &FromSupervisor::Expired { epoch });
+                            } else if let Some(code) = exited(r) {
+                                tell(&mut reports, &FromSupervisor::Exited { epoch: r.epoch, code });
+                            }
+                        }
+                        continue;
                     }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => None,
                 }
-                continue;
             }
-            Err(mpsc::RecvTimeoutError::Disconnected) => None,
         };
         match message {
             Some(ToSupervisor::Lead {
@@ -190,12 +210,33 @@ pub fn serve(plan: &Plan) -> Result<(), CliError> {
                     epoch,
                     key,
                     child: None,
+                    group: None,
                     deadline_ms,
                 };
                 if let Some(hook) = &plan.on_elected {
                     run_hook(plan, "on-elected", hook, &started);
                 }
-                if monotonic_ms() < started.deadline_ms {
+                // What came meanwhile: extensions apply; a stop (or the parent going away)
+                // means the command must not start at all.
+                let mut cancelled = false;
+                while let Ok(message) = rx.try_recv() {
+                    match message {
+                        Some(ToSupervisor::Extend { deadline_ms }) => {
+                            started.deadline_ms = started.deadline_ms.max(deadline_ms);
+                        }
+                        other => {
+                            cancelled = true;
+                            backlog.push_back(other);
+                        }
+                    }
+                }
+                if !cancelled && monotonic_ms() >= started.deadline_ms {
+                    // The hook outlasted the lease: stop (run on-lost) and say so.
+                    stop(plan, Some(started));
+                    tell(&mut reports, &FromSupervisor::Expired { epoch });
+                    continue;
+                }
+                if !cancelled {
                     match spawn(plan, &started) {
                         Ok(child) => {
                             tell(
@@ -205,6 +246,7 @@ pub fn serve(plan: &Plan) -> Result<(), CliError> {
                                     pid: child.id(),
                                 },
                             );
+                            started.group = libc::pid_t::try_from(child.id()).ok();
                             started.child = Some(child);
                         }
                         Err(error) => {
@@ -220,9 +262,9 @@ pub fn serve(plan: &Plan) -> Result<(), CliError> {
                     r.deadline_ms = r.deadline_ms.max(deadline_ms);
                 }
             }
-            Some(ToSupervisor::Stop) => {
+            Some(ToSupervisor::Stop { seq }) => {
                 stop(plan, running.take());
-                tell(&mut reports, &FromSupervisor::Stopped);
+                tell(&mut reports, &FromSupervisor::Stopped { seq });
             }
             None => {
                 stop(plan, running.take());
@@ -279,13 +321,13 @@ fn exited(running: &mut Running) -> Option<i32> {
     }
 }
 
-/// Stops the command's process group (SIGTERM, SIGKILL after the grace period; the
-/// group is killed even if its leader already exited) and runs the on-lost hook.
+/// Stops the command's process group — SIGTERM, then SIGKILL to the whole group after
+/// the grace period (also when its leader already exited, for what it left behind) — and
+/// runs the on-lost hook.
 fn stop(plan: &Plan, running: Option<Running>) {
     let Some(mut running) = running else { return };
     if let Some(mut child) = running.child.take() {
-        let group = libc::pid_t::try_from(child.id()).unwrap_or(0);
-        signal_group(group, libc::SIGTERM);
+        signal_group(running.group.unwrap_or(0), libc::SIGTERM);
         let until = monotonic_ms() + u64::try_from(plan.grace.as_millis()).unwrap_or(u64::MAX);
         while monotonic_ms() < until {
             if matches!(child.try_wait(), Ok(Some(_))) {
@@ -293,8 +335,10 @@ fn stop(plan: &Plan, running: Option<Running>) {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        signal_group(group, libc::SIGKILL);
+        signal_group(running.group.unwrap_or(0), libc::SIGKILL);
         let _ = child.wait();
+    } else if let Some(group) = running.group {
+        signal_group(group, libc::SIGKILL);
     }
     if let Some(hook) = &plan.on_lost {
         run_hook(plan, "on-lost", hook, &running);
@@ -311,7 +355,16 @@ fn signal_group(group: libc::pid_t, signal: libc::c_int) {
 }
 
 /// The signals the supervisor ignores.
-const IGNORED: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+/// The terminal's stop signals too: Ctrl-Z on the foreground group must not pause the
+/// supervisor while the command (in a group of its own) runs on.
+const IGNORED: [libc::c_int; 6] = [
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGTSTP,
+    libc::SIGTTIN,
+    libc::SIGTTOU,
+];
 
 /// Gives a child process the default action of the signals the supervisor ignores.
 /// Only async-signal-safe calls: it runs between fork and exec.
