@@ -236,8 +236,10 @@ impl Election {
     }
 
     /// The registered candidate that leads now (its entry's epoch is the leader key's),
-    /// waiting up to `timeout` for the entry to catch up with a new leader.
-    pub(crate) async fn leading_candidate(&self, timeout: Duration) -> Result<CandidateEntry> {
+    /// waiting up to `timeout` for the entry to catch up with a new leader. Fails with
+    /// [`Error::NoLeader`], or [`Error::UnknownCandidate`] when the leader is not a
+    /// registered candidate (an etcdctl or Election-service campaigner).
+    pub async fn leading_candidate(&self, timeout: Duration) -> Result<CandidateEntry> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let leader = self.leader().await?;

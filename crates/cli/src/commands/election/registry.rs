@@ -127,22 +127,11 @@ pub async fn status(ctx: &Context, args: &ElectStatusArgs, out: &mut dyn Write) 
     let id = match &args.candidate {
         Some(id) => id.clone(),
         None => {
-            let Some(leader) = election.leader().await.map_err(|e| ctx.fail(e))? else {
-                return Err(ctx.fail(conclave_client::Error::NoLeader {
-                    election: args.name.clone(),
-                }));
-            };
-            let entries = election.candidates().await.map_err(|e| ctx.fail(e))?;
-            entries
-                .into_iter()
-                .find(|e| e.epoch == Some(leader.epoch.0))
-                .map(|e| e.id)
-                .ok_or_else(|| {
-                    CliError::Failed(format!(
-                        "the leader ({} with epoch {}) is not a registered candidate: name one",
-                        leader.key, leader.epoch
-                    ))
-                })?
+            election
+                .leading_candidate(args.timeout)
+                .await
+                .map_err(|e| ctx.fail(e))?
+                .id
         }
     };
     let asked = std::time::Instant::now();
